@@ -1,0 +1,87 @@
+"""transformers backend: batched, length-sorted, left-padded generation and batched response log-probs.
+
+The model is loaded on first use, so a fully cached request never loads it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+from tqdm import tqdm
+
+from harness.backends.base import Backend
+from harness.hashing import derived_seed
+from harness.logprobs import encode_context, encode_pairs, response_logprobs
+from harness.models import load_causal_lm, load_tokenizer, resolve_model
+from harness.prompts import Format, Prompt, render, resolve_format
+
+
+class HFBackend(Backend):
+    name = "hf"
+
+    @cached_property
+    def resolved(self):
+        return resolve_model(self.model_config)
+
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.resolved, self.model_config)
+
+    @cached_property
+    def model(self):
+        model = load_causal_lm(self.resolved, self.model_config)
+        model.eval()
+        if torch.cuda.is_available():
+            model.to("cuda")
+        return model
+
+    def identity(self) -> dict:
+        return self.resolved.identity
+
+    @property
+    def prompt_format(self) -> Format:
+        return resolve_format(self.model_config.prompt_format, self.tokenizer)
+
+    def render(self, prompt: Prompt) -> str:
+        return render(prompt, self.prompt_format, self.tokenizer, self.model_config.principles_in == "system")
+
+    @torch.no_grad()
+    def _generate(self, prompts: list[Prompt], rendered: list[str], seeds: list[int], stop: list[str]) -> list[str]:
+        tokenizer, model, config = self.tokenizer, self.model, self.generation_config
+        encoded = [encode_context(tokenizer, text) for text in rendered]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
+        outputs: dict[int, str] = {}
+        device = next(model.parameters()).device
+        for start in tqdm(range(0, len(order), config.batch_size), desc="generating", unit="batch", leave=False):
+            chunk = order[start:start + config.batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            pad = tokenizer.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in chunk], device=device)
+            attention = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in chunk],
+                                     device=device)
+            sampling = config.temperature > 0
+            if sampling:
+                torch.manual_seed(derived_seed([seeds[i] for i in chunk]))
+            generated = model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens,
+                do_sample=sampling, temperature=config.temperature if sampling else None,
+                top_p=config.top_p if sampling else None, top_k=None, pad_token_id=pad,
+                stop_strings=stop or None, tokenizer=tokenizer)
+            for row, index in enumerate(chunk):
+                outputs[index] = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+        return [outputs[i] for i in range(len(rendered))]
+
+    @torch.no_grad()
+    def score(self, contexts: list[str], continuations: list[str]) -> list[dict]:
+        """Per-sequence response log-probs: ``{"sum", "mean", "tokens"}``, batched and length-sorted."""
+        order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]) + len(continuations[i]))
+        results: dict[int, dict] = {}
+        for start in range(0, len(order), self.generation_config.batch_size):
+            chunk = order[start:start + self.generation_config.batch_size]
+            batch = encode_pairs(self.tokenizer, [contexts[i] for i in chunk], [continuations[i] for i in chunk])
+            total, count = response_logprobs(self.model, batch)
+            for row, index in enumerate(chunk):
+                tokens = int(count[row])
+                results[index] = {"sum": float(total[row]), "mean": float(total[row]) / max(tokens, 1), "tokens": tokens}
+        return [results[i] for i in range(len(contexts))]
