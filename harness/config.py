@@ -109,6 +109,8 @@ class RunConfig(Section):
 
     task: str = "tldr"
     trainer: str = "sami"
+    compare_trainers: list[str] = Field(
+        default_factory=list, description="also train these on the same generations each iteration")
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     generation: GenerationConfig = GenerationConfig()

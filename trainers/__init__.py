@@ -1,0 +1,23 @@
+"""Trainer registry: one self-contained module per trainer; ``harness ls trainers`` lists them.
+
+A trainer is a function ``train(job: TrainingJob) -> Path`` that starts from the base weights, trains on the
+iteration's shared data for ``job.steps`` optimizer steps, and saves a safetensors checkpoint folder.
+"""
+
+from harness.registry import Registry
+from trainers.base import TrainingJob, Trainer
+
+trainers: Registry[str] = Registry("trainer")
+trainers.add("sami", "trainers.sami:train",
+             "SAMI (Franken et al. 2024): contrastive mutual-information loss over constitutions x responses")
+
+
+def get_trainer(name: str) -> Trainer:
+    """Import and return the named trainer's ``train`` function (unknown names list the valid ones)."""
+    import importlib
+
+    module_name, function_name = trainers.get(name).split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+__all__ = ["TrainingJob", "Trainer", "trainers", "get_trainer"]
