@@ -1,0 +1,50 @@
+"""``harness validate``: check a run config (and the names and files it refers to) without running anything."""
+
+from __future__ import annotations
+
+import json
+
+from harness.backends import backends
+from harness.commands.common import add_config_arguments, config_from_args
+from harness.filters import filters
+from harness.tasks import get_task
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("validate", help="check a config without running it",
+                                   description="Validate a run config: fields, names (task, trainer, backend, "
+                                   "filters) and the principles file. Prints the effective config on success.")
+    parser.add_argument("config_file", nargs="?", metavar="CONFIG", help="YAML run config")
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def check(config) -> None:
+    """Raise a HarnessError/ConfigError for the first problem a run would hit before doing any work."""
+    from trainers import trainers
+
+    task = get_task(config.task)
+    for name in [config.trainer, *config.compare_trainers]:
+        trainers.get(name)
+    backends.get(config.generation.backend)
+    for name in config.filters or task.default_filters:
+        filters.get(name)
+    principles = task.principles(config.principles.file)
+    if config.principles.constitutions_per_query > 2 ** principles.sampling.per_constitution \
+            and principles.sampling.scheme == "diverse":
+        from harness.errors import ConfigError
+
+        raise ConfigError(config.principles.file or task.name, "principles.constitutions_per_query",
+                          "exceeds the sign patterns of the principles per constitution")
+    for iteration in range(1, config.train.iterations + 1):
+        config.train.steps_at(iteration)
+
+
+def run(args) -> int:
+    if args.config_file and not args.config:
+        args.config = args.config_file
+    config = config_from_args(args)
+    check(config)
+    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    print(f"ok: config is valid (hash {config.hash()})")
+    return 0
