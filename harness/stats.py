@@ -134,10 +134,11 @@ def balanced_win_rate(scores: Sequence[float], records: Sequence[ItemRecord]) ->
     """Length-balanced win rate (the SAMI paper's dialogue metric): the unweighted mean of the win
     rates on the items where the candidate is longer than the baseline and on the items where it
     is not. Items without both lengths are left out; None when either stratum is empty."""
-    longer = [s for s, r in zip(scores, records) if None not in (r.candidate_length, r.baseline_length)
-              and r.candidate_length > r.baseline_length]
-    not_longer = [s for s, r in zip(scores, records) if None not in (r.candidate_length, r.baseline_length)
-                  and r.candidate_length <= r.baseline_length]
+    longer: list[float] = []
+    not_longer: list[float] = []
+    for score, record in zip(scores, records):
+        if record.candidate_length is not None and record.baseline_length is not None:
+            (longer if record.candidate_length > record.baseline_length else not_longer).append(score)
     value = (np.mean(longer) + np.mean(not_longer)) / 2 if longer and not_longer else None
     return {"balanced_win_rate": _float(value), "n_candidate_longer": len(longer),
             "n_candidate_not_longer": len(not_longer)}
@@ -228,12 +229,11 @@ def length_controlled_win_rate(
     """
     y = np.asarray(scores, dtype=float)
     d = np.asarray(length_differences, dtype=float)
-    empty = {"lc_win_rate": None, "lc_ci_low": None, "lc_ci_high": None, "lc_length_coef": None, "lc_n": len(y)}
-    if len(y) < 2:
-        return empty
-    sd = d.std()
-    if sd == 0 and np.any(d != 0):
-        return empty
+    result: dict[str, Any] = {"lc_win_rate": None, "lc_ci_low": None, "lc_ci_high": None, "lc_length_coef": None,
+                              "lc_n": len(y), "lc_resamples": n_resamples, "lc_ci_method": "percentile"}
+    sd = d.std() if len(d) else 0.0
+    if len(y) < 2 or (sd == 0 and np.any(d != 0)):
+        return result
     z = d / sd if sd > 0 else d
     intercept, slope = fractional_logit(z, y)
     interval = scipy.stats.bootstrap(
@@ -241,15 +241,9 @@ def length_controlled_win_rate(
         n_resamples=n_resamples, method="percentile", confidence_level=level,
         random_state=np.random.default_rng(derived_seed("lc_win_rate", seed)),
     ).confidence_interval
-    return {
-        "lc_win_rate": float(scipy.special.expit(intercept)),
-        "lc_ci_low": _float(interval.low),
-        "lc_ci_high": _float(interval.high),
-        "lc_length_coef": slope,
-        "lc_n": len(y),
-        "lc_resamples": n_resamples,
-        "lc_ci_method": "percentile",
-    }
+    result.update(lc_win_rate=float(scipy.special.expit(intercept)), lc_ci_low=_float(interval.low),
+                  lc_ci_high=_float(interval.high), lc_length_coef=slope)
+    return result
 
 
 def robust_item_scores(records: Sequence[ItemRecord]) -> tuple[list[ItemRecord], np.ndarray]:
@@ -376,6 +370,12 @@ def _single_pair(verdicts: Sequence[Verdict], label: str) -> tuple[str | None, s
     return pairs[0]
 
 
+def _difference_note(n: int, low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return f"{n} shared items: too few for an interval"
+    return f"{n} shared items resolve the difference to about ±{100 * (high - low) / 2:.0f} points at 95%"
+
+
 def paired_comparison(
     verdicts_a: Sequence[Verdict],
     verdicts_b: Sequence[Verdict],
@@ -448,7 +448,7 @@ def paired_comparison(
         "parse_failure_rate_b": failure_rates[1],
         "max_parse_failure_rate": max_parse_failure_rate,
         "parse_failure_exceeded": max(failure_rates) > max_parse_failure_rate,
-        "note": resolution_note(n) + " (a paired difference is usually resolved more tightly)",
+        "note": _difference_note(n, low, high),
     }
 
 
@@ -475,7 +475,8 @@ def fit_bradley_terry(wins: np.ndarray, games: np.ndarray) -> np.ndarray:
     return theta - theta.mean()
 
 
-def _connected(systems: Sequence[str], edges: set[tuple[int, int]]) -> bool:
+def _connected(k: int, edges: set[tuple[int, int]]) -> bool:
+    """Whether the comparison graph on systems 0..k-1 is connected (else strengths are not comparable)."""
     reached, frontier = {0}, [0]
     while frontier:
         node = frontier.pop()
@@ -484,7 +485,7 @@ def _connected(systems: Sequence[str], edges: set[tuple[int, int]]) -> bool:
                 if nxt not in reached:
                     reached.add(nxt)
                     frontier.append(nxt)
-    return len(reached) == len(systems)
+    return len(reached) == k
 
 
 def bradley_terry(
@@ -515,7 +516,7 @@ def bradley_terry(
         wins[items[item], index[a], index[b]] += score
         games[items[item], index[a], index[b]] += 1
     edges = {(index[a], index[b]) for _, a, b, _ in comparisons}
-    if not _connected(systems, edges):
+    if not _connected(k, edges):
         raise HarnessError("Bradley-Terry needs every system linked to the others by comparisons; some are never compared")
     theta = fit_bradley_terry(wins.sum(axis=0), games.sum(axis=0))
     interval = scipy.stats.bootstrap(
@@ -577,6 +578,8 @@ def judge_agreement(verdicts_a: Sequence[Verdict], verdicts_b: Sequence[Verdict]
 
     second = {key(v): v for v in verdicts_b}
     matched = [(v.winner, second[key(v)].winner) for v in verdicts_a if key(v) in second]
+    if not matched:
+        raise HarnessError("the two verdict sets have no calls in common (matched on candidate, baseline, item, order)")
     parsed = [(x, y) for x, y in matched if x is not None and y is not None]
     non_tie = [(x, y) for x, y in parsed if "tie" not in (x, y)]
     return {

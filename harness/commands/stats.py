@@ -62,6 +62,9 @@ def _check_options(args: argparse.Namespace) -> None:
         raise HarnessError("--fit-resamples must be at least 1000")
     if not 0.0 <= args.max_parse_failure_rate <= 1.0:
         raise HarnessError("--max-parse-failure-rate must be in [0, 1]")
+    if args.protocol == "sami-paper" and (args.bt or args.compare or args.agreement):
+        raise HarnessError("--protocol sami-paper scores a single win rate; --compare, --agreement and --bt use "
+                           "robust item scores")
     if not args.bt and len(args.verdicts) != 1:
         raise HarnessError("give one verdict file (several only with --bt)")
 
