@@ -104,6 +104,22 @@ class TrainConfig(Section):
         return self.steps_per_iteration[iteration - 1]
 
 
+class EvalConfig(Section):
+    """Evaluation: which baselines each trained iterate is judged against, by which judge, scored how."""
+
+    baselines: list[Literal["base", "instruct"]] = Field(
+        default_factory=lambda: ["base"], description="'base' = the untrained model (iteration 0); 'instruct' = "
+        "eval.instruct_model prompted with the principles in its chat template")
+    instruct_model: ModelConfig | None = Field(None, description="the instruction-tuned baseline model")
+    instruct_backend: str | None = Field(None, description="backend for the instruct model; default: generation.backend")
+    judge: str = Field("local", description="judge name (`harness ls judges`) or a judge YAML path")
+    protocol: Literal["robust", "sami-paper"] = "robust"
+    max_parse_failure_rate: float = Field(0.05, ge=0, le=1)
+    bootstrap_resamples: int = Field(10_000, ge=1000)
+    mutual_information: bool = Field(True, description="compute the MI estimate per iteration")
+    mi_queries: int | None = Field(None, ge=1, description="evaluation queries used for the MI estimate")
+
+
 class RunConfig(Section):
     """Everything that defines a run; its hash identifies the run's results."""
 
@@ -117,6 +133,7 @@ class RunConfig(Section):
     principles: PrinciplesConfig = PrinciplesConfig()
     filters: list[str] | None = Field(None, description="filter names; default: the task's filters")
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     seed: int = 42
     out: str | None = Field(None, description="run directory; default: runs/<task>-<trainer>-<config hash>")
 

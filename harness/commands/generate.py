@@ -9,8 +9,7 @@ from harness.artifacts import write_json, write_jsonl
 from harness.backends import create_backend
 from harness.cache import ContentCache
 from harness.commands.common import add_config_arguments, config_from_args, limit_threads
-from harness.evaluation_set import evaluation_items
-from harness.generation import generate_groups
+from harness.evaluation_set import evaluation_items, evaluation_responses
 from harness.loaders import fingerprint
 from harness.provenance import manifest
 from harness.tasks import get_task
@@ -35,11 +34,7 @@ def run(args) -> int:
     backend = create_backend(config.model, config.generation)
     out = Path(config.out or f"runs/generate-{config.task}-{config.hash()}")
     started = time.time()
-    groups = generate_groups(task, backend, [q for q, _ in items], [[c] for _, c in items], config.generation.seed,
-                             ContentCache(), desc=f"generating {config.task}")
-    rows = [{"item": g.query.id, "query": g.query.text, "subset": g.query.subset,
-             "constitution": g.constitutions[0].text, "principles": g.constitutions[0].identifiers,
-             "response": g.responses[0], "model": config.model.name} for g in groups]
+    rows = evaluation_responses(task, items, backend, config.model.name, config.generation.seed, ContentCache())
     write_jsonl(out / "responses.jsonl", rows)
     write_json(out / "manifest.json", manifest(
         config, stage="generate", data_source=config.data.source, data_fingerprint=fingerprint([q for q, _ in items]),
