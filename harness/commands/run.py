@@ -1,0 +1,50 @@
+"""``harness run``: the main job, from principles to leaderboard, resumable."""
+
+from __future__ import annotations
+
+import time
+
+from harness.artifacts import read_json
+from harness.commands.common import add_config_arguments, config_from_args, limit_threads
+
+PAPER_SCALE_HINT = ("Paper scale: harness run --config configs/paper/tldr-mistral7b.yaml on GPUs "
+                    "(see README, 'Scaling up').")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="train with a trainer and evaluate against baselines (the main job)",
+        description="Expert iteration (generate, filter, train from base) with the chosen trainer, then evaluation "
+        "generations, LLM judging against baselines, win rates with CIs, the MI estimate, and a leaderboard. "
+        "Rerunning the same command resumes a killed run and does no model work for a finished one.")
+    add_config_arguments(parser)
+    parser.add_argument("--trainer", help="sami (default), or another name from `harness ls trainers`")
+    parser.add_argument("--judge", help="judge name (`harness ls judges`) or YAML path; default: local")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from harness.commands.validate import check
+    from harness.pipeline import run_pipeline
+
+    limit_threads()
+    config = config_from_args(args, **{"trainer": args.trainer, "eval.judge": args.judge})
+    check(config)
+    started = time.time()
+    run_dir = run_pipeline(config)
+    print_summary(run_dir, time.time() - started)
+    return 0
+
+
+def print_summary(run_dir, seconds: float) -> None:
+    results = read_json(run_dir / "results.json")
+    print(f"\nRun {run_dir} finished in {seconds:.0f} s.")
+    print(f"{'system':<16} {'vs':<10} {'split':<8} {'win rate [95% CI]':<24} {'n':>4} {'MI nats (self/base)':>20}")
+    for row in results["rows"]:
+        ci = f"{100 * row['win_rate']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
+        mi = "/".join("–" if row[k] is None else f"{row[k]:.2f}" for k in ("mi_nats", "mi_nats_base_scorer"))
+        print(f"{row['system']:<16} {row['baseline']:<10} {row['principle_split']:<8} {ci:<24} {row['n']:>4} {mi:>20}")
+    for note in results["notes"]:
+        print(f"- {note}")
+    print(f"Leaderboard: {run_dir / 'leaderboard' / 'leaderboard.md'}")
+    print(PAPER_SCALE_HINT)
