@@ -85,6 +85,14 @@ class TrainConfig(Section):
     lora_rank: int = Field(16, ge=1)
     summed_logprobs: bool = Field(False, description="use summed instead of per-token-mean response log-probs")
     max_prompt_tokens: int = Field(512, ge=8)
+    max_response_tokens: int = Field(512, ge=1, description="response tokens scored per sequence (longer are cut)")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / rank)")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no", description="Accelerate autocast; weights keep model.dtype (paper: bf16 on A100s; fp32 is faster on CPU)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward to save memory")
+    mi_constitutions: int = Field(4, ge=2, description="C for the mutual-information metric (4 = both principles "
+                                  "crossed with their antitheses)")
+    mi_resamples: int = Field(10000, ge=2000, description="bootstrap resamples (over queries) for the MI interval")
     seed: int = 42
 
     @field_validator("steps_per_iteration")
