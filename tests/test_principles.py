@@ -290,3 +290,176 @@ def test_yaml_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_principles(path)
     assert info.value.source == str(path) and info.value.field == "principles.0.name"
+
+
+# --- the principle writer (`harness principles write`) ------------------------------------------------------
+
+VALID = """ concise
+DEFINITION: Summaries should be brief and keep only the essential facts.
+ANTITHESIS: Summaries should be long and full of unnecessary detail.
+
+NAME: comprehensive
+DEFINITION: Summaries should cover every important point of the post.
+ANTITHESIS: Summaries should leave out important points of the post.
+"""
+MALFORMED = " Here are two great principles for you!\n1. Be brief\n2. Be complete"
+
+
+def writer_backend(answers, **generation):
+    from harness.config import GenerationConfig, ModelConfig
+
+    from helpers import FakeBackend
+
+    return FakeBackend(ModelConfig(name="writer-llm"), GenerationConfig(max_new_tokens=400, **generation),
+                       answers=answers)
+
+
+def test_writer_prompt_asks_the_paper_question_in_a_strict_format():
+    from harness.principle_writer import request_for_task, writer_prompt
+
+    prompt = writer_prompt(request_for_task("tldr"))
+    assert prompt.user.startswith("Write two principles for the following task, with definitions, and their antitheses")
+    assert "Reddit post" in prompt.user
+    for key in ("NAME:", "DEFINITION:", "ANTITHESIS:"):
+        assert key in prompt.user
+    assert prompt.response_prefix == "NAME:"
+    dialogue_prompt = writer_prompt(request_for_task("dialogue")).user
+    assert "Principle 1 must be about being helpful" in dialogue_prompt
+    assert "Principle 2 must be about being harmless" in dialogue_prompt
+
+
+def test_parse_tolerates_markdown_and_continuation_lines():
+    from harness.principle_writer import parse_principles
+
+    text = ("**NAME:** Concise\n**DEFINITION:** Summaries should be short\nand to the point.\n"
+            "**ANTITHESIS:** Summaries should ramble on.\n\n- NAME: Fully Comprehensive\n"
+            "- DEFINITION: Summaries should include every key detail.\n- ANTITHESIS: Summaries should skip key details.\n"
+            "\nNAME: extra\nDEFINITION: ignored third block")
+    first, second = parse_principles(text, 2)
+    assert (first.name, first.definition) == ("concise", "Summaries should be short and to the point.")
+    assert first.antithesis == "Summaries should ramble on."
+    assert second.name == "fully_comprehensive"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "found 0"),
+    ("NAME: a\nDEFINITION: Summaries should be brief.\n", "no ANTITHESIS"),
+    ("DEFINITION: Summaries should be brief.\n", "before any 'NAME:'"),
+    ("NAME: a\nDEFINITION: Summaries should be brief.\nANTITHESIS: Summaries should be brief.\n"
+     "NAME: b\nDEFINITION: Summaries should be long.\nANTITHESIS: Summaries should be short.", "repeats"),
+    ("NAME: a\nDEFINITION: Summaries should be brief.\nANTITHESIS: Summaries should be long.\n"
+     "NAME: a\nDEFINITION: Summaries should be whole.\nANTITHESIS: Summaries should be partial.", "differ"),
+    ("NAME: a\nDEFINITION: short\nANTITHESIS: Summaries should be long.\n"
+     "NAME: b\nDEFINITION: Summaries should be whole.\nANTITHESIS: Summaries should be partial.", "full sentence"),
+    ("NAME: !!!\nDEFINITION: Summaries should be brief.\nANTITHESIS: Summaries should be long.\n"
+     "NAME: b\nDEFINITION: Summaries should be whole.\nANTITHESIS: Summaries should be partial.", "unusable name"),
+])
+def test_parse_rejects_malformed_answers(text, problem):
+    from harness.principle_writer import MalformedOutput, parse_principles
+
+    with pytest.raises(MalformedOutput, match=problem):
+        parse_principles(text, 2)
+
+
+def test_writer_succeeds_on_third_attempt_with_new_seeds_and_sampling(tmp_path):
+    from harness.cache import ContentCache
+    from harness.principle_writer import dump_principles, request_for_task, write_principles
+
+    backend = writer_backend([MALFORMED, MALFORMED, VALID])
+    temperatures, seeds = [], []
+    original = backend._generate
+
+    def spy(prompts, rendered, seeds_, stop):
+        temperatures.append(backend.generation_config.temperature)
+        seeds.extend(seeds_)
+        return original(prompts, rendered, seeds_, stop)
+
+    backend._generate = spy
+    log = []
+    principles = write_principles(backend, request_for_task("tldr"), max_attempts=3,
+                                  cache=ContentCache(tmp_path / "c.sqlite"), log=log.append)
+    assert backend.model_calls == 3 and len(log) == 2
+    assert temperatures[0] == 0.0 and temperatures[1] > 0 and temperatures[2] > 0  # re-asks sample
+    assert len(set(seeds)) == 3
+    assert backend.generation_config.temperature == 0.0  # restored
+    assert [p.name for p in principles.principles] == ["concise", "comprehensive"]
+    assert principles.sampling.scheme == "contrastive" and principles.sampling.negate == [[0], [1], [0, 1]]
+    writer = principles.writer.model_dump()
+    assert writer["model"] == "writer-llm" and writer["attempts"] == 3
+    assert writer["identity"] == {"name": "writer-llm", "revision": "main"}
+    assert "Write two principles" in writer["prompt"] and writer["date"][:2] == "20"
+
+    path = dump_principles(principles, tmp_path / "written.yaml")
+    loaded = load_principles(path)
+    assert loaded == principles
+    assert loaded.principles[0].antithesis == "Summaries should be long and full of unnecessary detail."
+    plus, minus = ConstitutionSampler(loaded).sample(random.Random(0))  # usable for sampling at once
+    assert plus.text != minus.text
+
+
+def test_writer_always_malformed_fails_clearly():
+    from harness.errors import HarnessError
+    from harness.principle_writer import request_for_task, write_principles
+
+    backend = writer_backend(lambda text, seed: MALFORMED)
+    with pytest.raises(HarnessError) as info:
+        write_principles(backend, request_for_task("tldr"), max_attempts=2)
+    message = str(info.value)
+    assert backend.model_calls == 2
+    assert "2 attempt(s)" in message and "writer-llm" in message and "found 0 complete" in message
+    assert "NAME: Here are two great principles for you!" in message  # the start of the last raw answer
+
+
+def test_writer_for_dialogue_and_heldout_shapes(tmp_path):
+    from harness.principle_writer import dump_principles, request_for_task, write_principles
+
+    dialogue_answer = VALID.replace("concise", "helpful").replace("comprehensive", "harmless")
+    principles = write_principles(writer_backend([dialogue_answer]), request_for_task("dialogue"))
+    assert principles.sampling.scheme == "subset"
+    assert [p.subset for p in principles.principles] == ["helpful-base", "harmless-base"]
+    assert load_principles(dump_principles(principles, tmp_path / "d.yaml")) == principles
+
+    blocks = "\n".join(f"NAME: style{i}\nDEFINITION: Summaries should use style {i} throughout.\n"
+                       f"ANTITHESIS: Summaries should avoid style {i} entirely." for i in range(8))
+    request = request_for_task("heldout", count=8)
+    principles = write_principles(writer_backend([blocks[len("NAME:"):]]), request)
+    assert (len(principles.split.train), len(principles.split.heldout)) == (6, 2)
+    assert principles.split.heldout == ["style6", "style7"]
+    assert load_principles(dump_principles(principles, tmp_path / "h.yaml")) == principles
+
+
+def test_principles_command_write_list_and_show(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    answers = [MALFORMED, VALID]
+    monkeypatch.setenv("SAMI_HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("harness.backends.create_backend",
+                        lambda model, generation: writer_backend(answers) if model.name == "writer-llm" else None)
+    out = tmp_path / "tldr-written.yaml"
+    assert main(["principles", "write", "--task", "tldr", "--writer", "writer-llm", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "attempts: 2" in captured.out and "attempt 1/3: malformed" in captured.err
+    assert load_principles(out).writer.model == "writer-llm"
+    # an existing file is kept unless --force
+    assert main(["principles", "write", "--task", "tldr", "--writer", "writer-llm", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+    assert main(["principles", "show", str(out), "--sample", "2", "--seed", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("--- sample") == 2 and "c+: [pos" in shown and "c-: [" in shown
+
+    assert main(["principles", "list"]) == 0
+    listing = capsys.readouterr().out
+    for line in ("tldr.yaml", "dialogue.yaml", "heldout.yaml"):
+        assert line in listing
+    assert "15 train / 5 held out" in listing
+
+
+def test_principles_show_is_seeded(capsys):
+    from harness.cli import main
+
+    outputs = []
+    for seed in (3, 3, 4):
+        assert main(["principles", "show", "heldout", "--sample", "5", "--seed", str(seed)]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[0] != outputs[2]
