@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "harness.commands.ls",
     "harness.commands.principles",
     "harness.commands.judge",
+    "harness.commands.meta_eval",
     "harness.commands.stats",
     "harness.commands.leaderboard",
 ]
