@@ -112,6 +112,26 @@ class TrainConfig(Section):
         return self.steps_per_iteration[iteration - 1]
 
 
+class SFTConfig(Section):
+    """The ``sft`` trainer (context distillation, SPEC section 3): fine-tune on the model's own c+ responses."""
+
+    keep_principles: bool = Field(
+        True, description="keep the c+ principles in the training prompt; False trains on the task's training "
+        "prompt rendered with an empty principles list (the 'principles removed' variant)")
+
+
+class DPOConfig(Section):
+    """The ``dpo`` trainer: preference optimisation on self-generated pairs (chosen = c+ response, rejected = c-
+    response, prompt = (x, c+)); no preference labels (RLCD-style)."""
+
+    loss_type: Literal["sigmoid", "ipo", "simpo"] = Field(
+        "sigmoid", description="sigmoid = DPO (Rafailov et al. 2023), ipo = IPO on length-averaged log-probs "
+        "(Azar et al. 2023), simpo = reference-free length-normalised SimPO (Meng et al. 2024)")
+    beta: float | None = Field(
+        None, gt=0, description="default: the task's (sigmoid/ipo: 0.1 dialogue, 0.5 tldr/heldout; simpo: 2.0)")
+    simpo_gamma: float = Field(1.0, ge=0, description="simpo only: target reward margin gamma (SimPO eq. 6)")
+
+
 class EvalConfig(Section):
     """Evaluation: which baselines each trained iterate is judged against, by which judge, scored how."""
 
@@ -141,6 +161,8 @@ class RunConfig(Section):
     principles: PrinciplesConfig = PrinciplesConfig()
     filters: list[str] | None = Field(None, description="filter names; default: the task's filters")
     train: TrainConfig = TrainConfig()
+    sft: SFTConfig = SFTConfig()
+    dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
     seed: int = 42
     out: str | None = Field(None, description="run directory; default: runs/<task>-<trainer>-<config hash>")

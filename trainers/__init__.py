@@ -10,6 +10,8 @@ from trainers.base import TrainingJob, Trainer
 trainers: Registry[str] = Registry("trainer")
 trainers.add("sami", "trainers.sami:train",
              "SAMI (Franken et al. 2024): contrastive mutual-information loss over constitutions x responses")
+trainers.add("sft", "trainers.sft:train", "SFT / context distillation (TRL SFTTrainer) on the model's own c+ responses")
+trainers.add("dpo", "trainers.dpo:train", "DPO on self-generated c+/c- pairs, no labels (RLCD-style): sigmoid, IPO or SimPO loss")
 
 
 def get_trainer(name: str) -> Trainer:

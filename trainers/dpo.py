@@ -1,0 +1,339 @@
+"""DPO on self-generated pairs, with no preference labels (RLCD-style; SPEC section 3).
+
+For each query x of the iteration's shared data the previous iterate generated y+ under c+ (``responses[0]``,
+``constitutions[0]``) and y- under c- (``responses[1]``). The pair is (prompt = training prompt with c+,
+chosen = y+, rejected = y-). With log-probs s(y) = sum_t log pi(y_t | prompt(x, c+), y_<t) over the response
+tokens (prompt and padding masked), |y| the response length, pi_theta the policy and pi_ref the base model:
+
+- ``sigmoid`` -- DPO, Rafailov et al. 2023, eq. 7:
+      L = -log sigmoid( beta * [ (s_theta(y+) - s_ref(y+)) - (s_theta(y-) - s_ref(y-)) ] )
+- ``ipo`` -- IPO, Azar et al. 2023, eq. 17, on length-averaged log-probs (as in TRL, confirmed with the IPO
+  authors), beta playing the role of tau:
+      h = (s_theta(y+) - s_ref(y+)) / |y+|  -  (s_theta(y-) - s_ref(y-)) / |y-|,      L = (h - 1 / (2 beta))^2
+- ``simpo`` -- SimPO, Meng et al. 2024, eq. 6: reference-free and length-normalised, target margin gamma:
+      L = -log sigmoid( beta / |y+| * s_theta(y+)  -  beta / |y-| * s_theta(y-)  -  gamma )
+
+beta defaults to the task's value (``dpo.beta`` unset): sigmoid/ipo 0.1 for dialogue, 0.5 for tldr/heldout (SPEC
+section 3); simpo 2.0 (Meng et al.'s recommended range is 2.0-2.5, with gamma / beta about 0.5, hence
+``dpo.simpo_gamma = 1.0``). With C > 2 responses per query, every response j >= 1 is a rejected one and the
+query's loss is the mean over its C - 1 pairs (C = 2 gives the single pair above). With C = 2, SAMI's row term for
+c+ is exactly SimPO with beta = 1, gamma = 0 on the same tokens (tested).
+
+The reference is the base model, handled by PRECOMPUTING s_ref once per iteration: before the first optimizer
+step the freshly loaded policy IS the base model (restart-from-base; LoRA adapters start at zero), so one no-grad
+pass of the policy over this process's scheduled pairs gives every reference log-prob (2 floats a pair), and no
+second model is ever loaded. Peak memory is therefore that of SAMI without a KL term (policy + gradients +
+optimizer state + one micro-batch of activations); holding a frozen reference through training would add one more
+copy of the weights (about 14 GB for a 7B model in bf16; 0.5 GB for the 135M embedded model in fp32). The
+precompute costs one no-grad forward per scheduled pair (about a third of a training pass); SimPO needs none.
+
+Why a compact Accelerate loop and not TRL's ``DPOTrainer`` (TRL 1.16 has sigmoid and length-averaged IPO; the
+Trainer's ``train_sampling_strategy="sequential"``, ``max_steps`` and a constant schedule could reproduce the step
+schedule): (1) DPOTrainer has no reference-free loss, so SimPO needs this loop anyway (TRL's SimPO lives in the
+experimental CPO trainer, marked unstable), and the three variants should differ in the loss line only, not in
+tokenization and batching; (2) DPOTrainer tokenizes prompt + completion jointly and appends EOS to every
+non-conversational completion, so it would score different tokens than SAMI; this loop uses SAMI's own rendering
+and ``harness.logprobs.encode_pairs``, so DPO scores exactly the c+ row of SAMI's log-prob matrix, which makes it
+the tightest control; (3) the step mechanics are SAMI's: ``job.steps`` optimizer steps, each of
+``train.queries_per_step`` queries from the same ``step_schedule`` call (same queries, constitutions, responses per
+step), micro-batches of ``train.micro_batch_queries`` queries accumulated exactly (the gradient is that of the mean
+loss over the step's queries, whatever the micro-batch size or process count), constant learning rate,
+AdamW/RMSprop from ``make_optimizer``, optional clipping, LoRA and mixed precision, restart from base, and no
+``labels`` key anywhere (so no gradient-accumulation scaling trap). Dropout is disabled (as TRL does) so the
+policy and the precomputed reference are scored alike.
+
+Telemetry: one JSON line per optimizer step (loss, reward margin and accuracy, chosen/rejected log-probs, tokens,
+tokens/s, the step's query ids). Checkpoints are saved like SAMI's (safetensors + tokenizer, atomic, LoRA merged).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness.config import DPOConfig
+from harness.generation import QueryGroup
+from harness.logprobs import EncodedBatch, encode_pairs, response_logprobs
+from harness.prompts import Format, render_for_scoring, resolve_format
+from harness.tasks import Task
+from trainers.base import TrainingJob
+from trainers.common import (Telemetry, apply_lora, load_base, make_accelerator, make_optimizer, micro_batches,
+                             process_shard, release, save_checkpoint, seed_everything, step_schedule)
+
+LOSS_TYPES = ("sigmoid", "ipo", "simpo")
+TASK_BETA = {"dialogue": 0.1, "tldr": 0.5, "heldout": 0.5}   # sigmoid / ipo (SPEC section 3)
+SIMPO_BETA = 2.0                                               # Meng et al. 2024
+
+
+def resolve_beta(dpo: DPOConfig, task_name: str) -> float:
+    """``dpo.beta`` if set, else the default of the loss and task (unknown tasks: 0.1, the DPO paper's value)."""
+    if dpo.beta is not None:
+        return dpo.beta
+    if dpo.loss_type == "simpo":
+        return SIMPO_BETA
+    return TASK_BETA.get(task_name, 0.1)
+
+
+def schedule_tag(iteration: int) -> str:
+    """The tag SAMI passes to ``step_schedule``; sharing it gives every trainer the same queries per step."""
+    return f"sami-iteration-{iteration}"
+
+
+# --- the objective --------------------------------------------------------------------------------------------
+
+@dataclass
+class PreferenceOutput:
+    per_query: torch.Tensor   # (B,) loss of each query (mean over its C - 1 pairs)
+    margin: torch.Tensor      # (B, C-1) implicit reward margin of each pair (> 0: chosen preferred)
+    chosen: torch.Tensor      # (B,) implicit reward of the chosen response
+    rejected: torch.Tensor    # (B, C-1) implicit rewards of the rejected responses
+
+
+def preference_loss(policy: torch.Tensor, counts: torch.Tensor, reference: torch.Tensor | None, loss_type: str,
+                    beta: float, gamma: float = 0.0) -> PreferenceOutput:
+    """The pairwise losses of a batch of queries.
+
+    ``policy`` and ``reference``: (B, C) SUMMED response log-probs under the c+ prompt, column 0 the chosen (c+)
+    response and columns 1..C-1 the rejected ones; ``counts``: (B, C) response token counts. ``reference`` is
+    unused (may be None) for ``simpo``. Implicit rewards: beta * log-ratio (sigmoid), length-averaged log-ratio
+    (ipo), beta * mean log-prob (simpo)."""
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"unknown dpo.loss_type '{loss_type}' ({', '.join(LOSS_TYPES)})")
+    if policy.dim() != 2 or policy.shape[1] < 2:
+        raise ValueError(f"expected (B, C >= 2) log-probs, got shape {tuple(policy.shape)}")
+    counts = counts.to(policy.dtype).clamp(min=1)
+    if loss_type == "simpo":
+        rewards = beta * policy / counts
+        margin = rewards[:, :1] - rewards[:, 1:]
+        losses = -F.logsigmoid(margin - gamma)                                  # Meng et al. 2024, eq. 6
+    else:
+        if reference is None:
+            raise ValueError(f"loss '{loss_type}' needs reference log-probs")
+        ratios = policy - reference.to(policy.dtype)
+        if loss_type == "sigmoid":
+            rewards = beta * ratios
+            margin = rewards[:, :1] - rewards[:, 1:]
+            losses = -F.logsigmoid(margin)                                      # Rafailov et al. 2023, eq. 7
+        else:
+            rewards = ratios / counts
+            margin = rewards[:, :1] - rewards[:, 1:]
+            losses = (margin - 1.0 / (2.0 * beta)) ** 2                         # Azar et al. 2023, eq. 17
+    return PreferenceOutput(losses.mean(-1), margin, rewards[:, 0], rewards[:, 1:])
+
+
+# --- the data -------------------------------------------------------------------------------------------------
+
+def dpo_pairs(task: Task, groups: list[QueryGroup], tokenizer, fmt: Format,
+              principles_in_system: bool = False) -> tuple[list[str], list[str]]:
+    """(context, continuation) of every response of every query, all under the c+ TRAINING prompt: per query the
+    chosen response (index 0) first, then the rejected ones (index 1..C-1). This is row 0 of SAMI's matrix."""
+    contexts, continuations = [], []
+    for group in groups:
+        if len(group.responses) < 2 or len(group.responses) != len(group.constitutions):
+            raise ValueError(f"query {group.query.id}: DPO needs a c+ and at least one c- response, "
+                             f"got {len(group.responses)} responses for {len(group.constitutions)} constitutions")
+        prompt = task.training_prompt(group.query, group.constitutions[0].text)
+        for response in group.responses:
+            context, continuation = render_for_scoring(prompt, response, fmt, tokenizer, principles_in_system)
+            contexts.append(context)
+            continuations.append(continuation)
+    return contexts, continuations
+
+
+def group_size(groups: list[QueryGroup]) -> int:
+    sizes = {len(g.responses) for g in groups}
+    if len(sizes) != 1:
+        raise ValueError(f"every query needs the same number of responses, got {sorted(sizes)}")
+    return sizes.pop()
+
+
+@dataclass
+class PairBatcher:
+    """Turns query groups into encoded (chosen, rejected...) batches for one model/tokenizer."""
+
+    task: Task
+    tokenizer: object
+    fmt: Format
+    principles_in_system: bool = False
+    max_prompt_tokens: int = 512
+    max_response_tokens: int = 512
+
+    def encode(self, groups: list[QueryGroup]) -> EncodedBatch:
+        contexts, continuations = dpo_pairs(self.task, groups, self.tokenizer, self.fmt, self.principles_in_system)
+        return encode_pairs(self.tokenizer, contexts, continuations, self.max_prompt_tokens, self.max_response_tokens)
+
+
+def sequence_logprobs(model, batch: EncodedBatch, n_queries: int, C: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C) summed response log-probs and (B, C) response token counts."""
+    total, count = response_logprobs(model, batch)
+    return total.view(n_queries, C), count.view(n_queries, C)
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+@torch.no_grad()
+def precompute_reference(model, batcher: PairBatcher, local_schedule: list[list[QueryGroup]],
+                         micro_batch_queries: int) -> list[list[torch.Tensor]]:
+    """Reference (base-model) summed log-probs of every scheduled pair, per step and micro-batch, computed with the
+    policy BEFORE its first update (it is the base model then). Every process runs the same number of forwards
+    (its equal share of each step), as FSDP requires."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for local in local_schedule:
+        step = []
+        for chunk in micro_batches(local, micro_batch_queries):
+            total, _ = sequence_logprobs(model, batcher.encode(chunk), len(chunk), group_size(chunk))
+            step.append(total.detach().float().cpu())
+        out.append(step)
+    model.train(was_training)
+    return out
+
+
+# --- the step -------------------------------------------------------------------------------------------------
+
+@dataclass
+class StepStats:
+    loss: float
+    margin: float
+    accuracy: float
+    chosen_reward: float
+    rejected_reward: float
+    chosen_logprob: float     # per-token mean
+    rejected_logprob: float
+    queries: int
+    pairs: int
+    tokens: int
+    response_tokens: int
+    seconds: float
+
+
+def optimizer_step(model, optimizer, accelerator, batcher: PairBatcher, local_groups: list[QueryGroup],
+                   reference: list[torch.Tensor] | None, micro_batch_queries: int, global_queries: int,
+                   loss_type: str, beta: float, gamma: float, max_grad_norm: float | None = None) -> StepStats:
+    """One optimizer step over this process's share of the step's queries, accumulated over micro-batches with
+    SAMI's scaling: each micro-batch contributes ``sum_q loss_q * P * K / Q``, so the update is the gradient of the
+    mean loss over the step's Q queries whatever the micro-batch size and process count."""
+    started = time.perf_counter()
+    chunks = micro_batches(local_groups, micro_batch_queries)
+    K = accelerator.gradient_accumulation_steps
+    if len(chunks) != K:
+        raise RuntimeError(f"accelerator accumulates {K} micro-batches but this step has {len(chunks)}")
+    P = accelerator.num_processes
+    sums = torch.zeros(11, dtype=torch.float64)
+    for k, chunk in enumerate(chunks):
+        C = group_size(chunk)
+        batch = batcher.encode(chunk)
+        with accelerator.accumulate(model):
+            policy, counts = sequence_logprobs(model, batch, len(chunk), C)
+            ref = reference[k].to(policy.device) if reference is not None else None
+            out = preference_loss(policy, counts, ref, loss_type, beta, gamma)
+            accelerator.backward(out.per_query.sum() * (P * K / global_queries))
+            if accelerator.sync_gradients and max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            mean_logprob = policy.detach() / counts.clamp(min=1)
+            sums += torch.tensor([
+                out.per_query.detach().sum().item(), out.margin.detach().mean(-1).sum().item(),
+                (out.margin.detach() > 0).float().mean(-1).sum().item(), out.chosen.detach().sum().item(),
+                out.rejected.detach().mean(-1).sum().item(), mean_logprob[:, 0].sum().item(),
+                mean_logprob[:, 1:].mean(-1).sum().item(), len(chunk), len(chunk) * (C - 1),
+                int(batch.attention_mask.sum()), int(batch.response_mask.sum())], dtype=torch.float64)
+    if not accelerator.sync_gradients:
+        raise RuntimeError("gradient accumulation ended out of step with the optimizer")
+    sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
+    n = max(sums[7].item(), 1.0)
+    return StepStats(loss=sums[0].item() / n, margin=sums[1].item() / n, accuracy=sums[2].item() / n,
+                     chosen_reward=sums[3].item() / n, rejected_reward=sums[4].item() / n,
+                     chosen_logprob=sums[5].item() / n, rejected_logprob=sums[6].item() / n,
+                     queries=int(sums[7].item()), pairs=int(sums[8].item()), tokens=int(sums[9].item()),
+                     response_tokens=int(sums[10].item()), seconds=time.perf_counter() - started)
+
+
+# --- the trainer ----------------------------------------------------------------------------------------------
+
+def train(job: TrainingJob) -> Path:
+    """Train DPO (``dpo.loss_type``: sigmoid, ipo or simpo) from the base weights on ``job.groups`` for
+    ``job.steps`` optimizer steps; save a checkpoint folder (safetensors + tokenizer) at ``job.output_dir``."""
+    from accelerate.state import PartialState
+
+    config, train_config, dpo = job.config, job.config.train, job.config.dpo
+    beta, gamma = resolve_beta(dpo, job.task.name), dpo.simpo_gamma if dpo.loss_type == "simpo" else 0.0
+    seed_everything(train_config.seed)
+    base = load_base(config)  # restart from the base weights: this model is also the reference until step 1
+    model, tokenizer = base.model, base.tokenizer
+    disable_dropout(model)
+    if train_config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+        if train_config.lora:
+            model.enable_input_require_grads()
+    if train_config.lora:
+        model = apply_lora(model, train_config)
+
+    processes = PartialState().num_processes
+    Q, M = train_config.queries_per_step, train_config.micro_batch_queries
+    if Q % processes:
+        raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")
+    accumulation = math.ceil(Q // processes / M)
+    accelerator = make_accelerator(train_config, accumulation)
+    optimizer = make_optimizer(model.parameters(), train_config)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    batcher = PairBatcher(job.task, tokenizer, resolve_format(config.model.prompt_format, tokenizer),
+                          config.model.principles_in == "system", train_config.max_prompt_tokens,
+                          train_config.max_response_tokens)
+    schedule = step_schedule(job.groups, job.steps, Q, train_config.seed, tag=schedule_tag(job.iteration))
+    local_schedule = [process_shard(batch, accelerator.process_index, processes) for batch in schedule]
+
+    reference_started = time.perf_counter()
+    reference = None
+    if dpo.loss_type != "simpo":
+        with accelerator.autocast():
+            reference = precompute_reference(model, batcher, local_schedule, M)
+    reference_seconds = time.perf_counter() - reference_started
+
+    telemetry = Telemetry(job.telemetry_path, job.steps, f"dpo-{dpo.loss_type} iter {job.iteration}",
+                          enabled=accelerator.is_main_process)
+    model.train()
+    try:
+        for step, batch in enumerate(schedule, 1):
+            local = local_schedule[step - 1]
+            stats = optimizer_step(model, optimizer, accelerator, batcher, local,
+                                   reference[step - 1] if reference is not None else None, M, Q,
+                                   dpo.loss_type, beta, gamma, train_config.max_grad_norm)
+            record = {
+                "trainer": "dpo", "loss_type": dpo.loss_type, "beta": beta,
+                "gamma": gamma if dpo.loss_type == "simpo" else None, "iteration": job.iteration, "step": step,
+                "loss": stats.loss, "reward_margin": stats.margin, "reward_accuracy": stats.accuracy,
+                "chosen_reward": stats.chosen_reward, "rejected_reward": stats.rejected_reward,
+                "chosen_logprob": stats.chosen_logprob, "rejected_logprob": stats.rejected_logprob,
+                "lr": optimizer.param_groups[0]["lr"], "queries": stats.queries, "pairs": stats.pairs,
+                "tokens": stats.tokens, "response_tokens": stats.response_tokens, "step_time_s": stats.seconds,
+                "tokens_per_s": stats.tokens / max(stats.seconds, 1e-9), "processes": processes,
+                "reference_precompute_s": reference_seconds if step == 1 else None,
+                "items": [g.query.id for g in batch],
+            }
+            telemetry.log(record, {"loss": stats.loss, "margin": stats.margin, "acc": stats.accuracy})
+    finally:
+        telemetry.close()
+    info = {"trainer": "dpo", "loss_type": dpo.loss_type, "beta": beta,
+            "simpo_gamma": gamma if dpo.loss_type == "simpo" else None, "iteration": job.iteration,
+            "steps": job.steps, "queries_per_step": Q, "reference": "precomputed base-model log-probs"
+            if reference is not None else "none (reference-free)", "reference_precompute_s": reference_seconds,
+            "base_model": base.resolved.identity, "config_hash": config.hash(), "groups": len(job.groups)}
+    output = save_checkpoint(accelerator, model, tokenizer, Path(job.output_dir), info)
+    accelerator.free_memory()
+    release(model, optimizer, reference)
+    return output
