@@ -88,6 +88,19 @@ def make_optimizer(parameters, train: TrainConfig) -> torch.optim.Optimizer:
     raise HarnessError(f"unknown optimizer '{train.optimizer}' (adamw, rmsprop)")
 
 
+def cpu_only() -> bool:
+    """No accelerator device: Accelerate must be told ``cpu=True`` to see a torchrun launch as MULTI_CPU (gloo);
+    without it, every process believes it is alone and trains on its own."""
+    return not torch.cuda.is_available()
+
+
+def distributed_state():
+    """Accelerate's process state (rank, world size), initialising the process group under torchrun."""
+    from accelerate.state import PartialState
+
+    return PartialState(cpu=cpu_only())
+
+
 def make_accelerator(train: TrainConfig, gradient_accumulation_steps: int = 1):
     """An Accelerator for this training run.
 
@@ -100,7 +113,8 @@ def make_accelerator(train: TrainConfig, gradient_accumulation_steps: int = 1):
     state = AcceleratorState._shared_state
     if state and str(state.get("_mixed_precision", "no")) != train.mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(gradient_accumulation_steps=gradient_accumulation_steps, mixed_precision=train.mixed_precision)
+    return Accelerator(gradient_accumulation_steps=gradient_accumulation_steps, mixed_precision=train.mixed_precision,
+                       cpu=cpu_only())
 
 
 def release(*objects) -> None:

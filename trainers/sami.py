@@ -38,7 +38,7 @@ from harness.logprobs import EncodedBatch, encode_pairs, response_logprobs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, load_base, load_frozen_reference, make_accelerator,
+from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference, make_accelerator,
                              make_optimizer, micro_batches, process_shard, release, save_checkpoint,
                              seed_everything, step_schedule)
 
@@ -239,8 +239,6 @@ def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_gr
 def train(job: TrainingJob) -> Path:
     """Train SAMI from the base weights on ``job.groups`` for ``job.steps`` optimizer steps; save a checkpoint
     folder (safetensors + tokenizer) at ``job.output_dir`` and return it."""
-    from accelerate.state import PartialState
-
     config, train_config = job.config, job.config.train
     seed_everything(train_config.seed)
     base = load_base(config)  # restart from the base weights, never from the previous iterate
@@ -254,7 +252,7 @@ def train(job: TrainingJob) -> Path:
         model = apply_lora(model, train_config)
     reference_model = load_frozen_reference(config) if train_config.kl_beta > 0 and not train_config.lora else None
 
-    processes = PartialState().num_processes
+    processes = distributed_state().num_processes
     Q, M = train_config.queries_per_step, train_config.micro_batch_queries
     if Q % processes:
         raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")
