@@ -157,7 +157,7 @@ def run_pipeline(config: RunConfig) -> Path:
 
     mark = time.time()
     if config.eval.mutual_information:
-        record_mutual_information(config, run_dir, cache)
+        record_mutual_information(config, run_dir, cache, [config.trainer, *config.compare_trainers])
     timed("mutual information", mark)
 
     publish_run(config, task, run_dir, scored, git_commit())

@@ -33,10 +33,13 @@ def plot_win_rates(rows: list[dict], path: Path, title: str) -> Path:
 
 def plot_mutual_information(metrics: list[dict], path: Path, title: str) -> Path:
     figure, axis = plt.subplots(figsize=(6, 4))
-    for (trainer, scorer), points in _series(metrics, lambda r: (r["trainer"], r["scorer"])).items():
+    trainers = sorted({m["trainer"] for m in metrics if m["iteration"] > 0})
+    # Iteration 0 (the base model) starts every trainer's curve.
+    expanded = [{**m, "trainer": t} for m in metrics for t in (trainers if m["iteration"] == 0 else [m["trainer"]])]
+    for (trainer, scorer), points in _series(expanded, lambda r: (r["trainer"], r["scorer"])).items():
         x = [p["iteration"] for p in points]
         y = [p["mi_nats"] for p in points]
-        errors = [[p["mi_nats"] - p["ci_low"] for p in points], [p["ci_high"] - p["mi_nats"] for p in points]]
+        errors = [[p["mi_nats"] - p["ci95_nats"][0] for p in points], [p["ci95_nats"][1] - p["mi_nats"] for p in points]]
         axis.errorbar(x, y, yerr=errors, marker="o", capsize=4, label=f"{trainer}, {scorer} scorer")
     axis.set(xlabel="iteration", ylabel="I(Y;C|X) lower bound (nats)", title=title)
     axis.legend(fontsize=8)

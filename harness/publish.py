@@ -25,6 +25,11 @@ def mi_lookup(run_dir: Path) -> dict[tuple[str, int, str], float]:
     return {(m["trainer"], m["iteration"], m["scorer"]): m["mi_nats"] for m in read_jsonl(path)}
 
 
+def mi_of(mi: dict, trainer: str, iteration: int, scorer: str) -> float | None:
+    """MI of a system; iteration 0 (the base model) is recorded under trainer 'base'."""
+    return mi.get(("base" if iteration == 0 else trainer, iteration, scorer))
+
+
 def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, commit: str | None) -> list[dict]:
     mi = mi_lookup(run_dir)
     rows = []
@@ -41,8 +46,8 @@ def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, comm
             "tie_rate": stats.get("tie_rate"), "parse_failure_rate": stats.get("parse_failure_rate"),
             "position_consistency": stats.get("position_consistency"),
             "mean_length": stats.get("mean_candidate_length"), "baseline_mean_length": stats.get("mean_baseline_length"),
-            "mi_nats": mi.get((candidate.trainer, candidate.iteration, "self")),
-            "mi_nats_base_scorer": mi.get((candidate.trainer, candidate.iteration, "base")),
+            "mi_nats": mi_of(mi, candidate.trainer, candidate.iteration, "policy"),
+            "mi_nats_base_scorer": mi_of(mi, candidate.trainer, candidate.iteration, "base"),
             "judge": judged["judge"], "judge_hash": judged["judge_hash"], "protocol": config.eval.protocol,
             "run_id": run_dir.name, "config_hash": config.hash(), "commit": commit,
             "responses_sha": judged["candidate_sha"], "verdicts_sha": file_hash(judged["verdicts_path"]),
