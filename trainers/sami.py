@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -167,6 +168,7 @@ class StepStats:
     off_diagonal: float
     kl: float
     queries: int
+    at_prompt_limit: int
     tokens: int
     response_tokens: int
     seconds: float
@@ -187,6 +189,12 @@ class SamiBatcher:
         contexts, continuations = scoring_pairs(self.task, groups, self.tokenizer, self.fmt, self.principles_in_system)
         return encode_pairs(self.tokenizer, contexts, continuations, self.max_prompt_tokens, self.max_response_tokens)
 
+    def contexts_at_limit(self, batch: EncodedBatch) -> int:
+        """Sequences whose context reached ``max_prompt_tokens``: left-truncated, so the principles at the start of
+        the prompt may be gone (the loss then cannot tell the constitutions apart). Raise the limit if non-zero."""
+        context_lengths = batch.attention_mask.sum(-1) - batch.response_mask.sum(-1)
+        return int((context_lengths >= self.max_prompt_tokens).sum())
+
 
 def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_groups: list[QueryGroup],
                    micro_batch_queries: int, global_queries: int, summed: bool = False, kl_beta: float = 0.0,
@@ -205,7 +213,7 @@ def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_gr
     if len(chunks) != K:
         raise RuntimeError(f"accelerator accumulates {K} micro-batches but this step has {len(chunks)}")
     P = accelerator.num_processes
-    sums = torch.zeros(8, dtype=torch.float64)
+    sums = torch.zeros(9, dtype=torch.float64)
     for chunk in chunks:
         C = group_size(chunk)
         batch = batcher.encode(chunk)
@@ -223,7 +231,8 @@ def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_gr
             sums += torch.tensor([per_query.detach().sum().item(), objective.detach().sum().item(),
                                   diagonal.sum().item(), off.sum().item(),
                                   kl.detach().sum().item() if kl is not None else 0.0, len(chunk),
-                                  int(batch.attention_mask.sum()), int(batch.response_mask.sum())], dtype=torch.float64)
+                                  int(batch.attention_mask.sum()), int(batch.response_mask.sum()),
+                                  batcher.contexts_at_limit(batch)], dtype=torch.float64)
     if not accelerator.sync_gradients:
         raise RuntimeError("gradient accumulation ended out of step with the optimizer")
     sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
@@ -231,7 +240,7 @@ def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_gr
     return StepStats(loss=sums[0].item() / n, objective=sums[1].item() / n, diagonal=sums[2].item() / n,
                      off_diagonal=sums[3].item() / n, kl=sums[4].item() / n, queries=int(sums[5].item()),
                      tokens=int(sums[6].item()), response_tokens=int(sums[7].item()),
-                     seconds=time.perf_counter() - started)
+                     at_prompt_limit=int(sums[8].item()), seconds=time.perf_counter() - started)
 
 
 # --- the trainer ----------------------------------------------------------------------------------------------
@@ -278,6 +287,7 @@ def train(job: TrainingJob) -> Path:
                           enabled=accelerator.is_main_process)
     model.train()
     last: StepStats | None = None
+    warned = False
     try:
         for step, batch in enumerate(schedule, 1):
             local = process_shard(batch, accelerator.process_index, processes)
@@ -292,7 +302,13 @@ def train(job: TrainingJob) -> Path:
                 "objective": last.objective, "lr": optimizer.param_groups[0]["lr"], "queries": last.queries,
                 "tokens": last.tokens, "response_tokens": last.response_tokens, "step_time_s": last.seconds,
                 "tokens_per_s": last.tokens / max(last.seconds, 1e-9), "processes": processes,
+                "contexts_at_prompt_limit": last.at_prompt_limit,
             }
+            if last.at_prompt_limit and not warned:
+                warned = True
+                warnings.warn(f"{last.at_prompt_limit} training contexts reached train.max_prompt_tokens="
+                              f"{train_config.max_prompt_tokens} and were cut from the left, which can remove the "
+                              "principles; raise train.max_prompt_tokens", stacklevel=2)
             telemetry.log(record, {"loss": last.loss, "mi": record["mi_nats"], "gap": record["diag_gap"]})
     finally:
         telemetry.close()
