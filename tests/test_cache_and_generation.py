@@ -293,3 +293,102 @@ def test_hf_fully_cached_request_never_loads_the_model(tiny_model, tmp_path):
     second = hf(tiny_model)
     assert second.generate(prompts, [0, 1], [], cache=store) == answers
     assert "model" not in second.__dict__ and second.generate_calls == 0
+
+
+# --- the vLLM backend's code path, on a stand-in vllm module backed by the tiny model -----------------------
+
+def fake_vllm(record: dict):
+    """A minimal ``vllm`` module: ``LLM`` runs the tiny transformers model, ``SamplingParams`` records its
+    arguments; prompt log-probs are computed exactly as vLLM returns them (None first, then {token: Logprob})."""
+    import types
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    module = types.ModuleType("vllm")
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.__dict__.update(kwargs)
+            record.setdefault("params", []).append(kwargs)
+
+    class LLM:
+        def __init__(self, **kwargs):
+            record["llm"] = kwargs
+            self._tokenizer = AutoTokenizer.from_pretrained(kwargs["model"])
+            self._model = AutoModelForCausalLM.from_pretrained(kwargs["model"])
+
+        def get_tokenizer(self):
+            return self._tokenizer
+
+        def generate(self, prompts, params, use_tqdm=True):
+            each = params if isinstance(params, list) else [params] * len(prompts)
+            outputs = []
+            for prompt, param in zip(prompts, each, strict=True):
+                ids = prompt["prompt_token_ids"]
+                record.setdefault("prompt_ids", []).append(ids)
+                logprobs, text = None, f" is text {len(ids)} tokens long, seed {getattr(param, 'seed', None)}.### more"
+                if getattr(param, "prompt_logprobs", None) is not None:
+                    with torch.no_grad():
+                        table = torch.log_softmax(self._model(torch.tensor([ids])).logits[0].float(), dim=-1)
+                    logprobs = [None] + [{ids[i]: types.SimpleNamespace(logprob=float(table[i - 1, ids[i]]))}
+                                         for i in range(1, len(ids))]
+                    text = ""
+                outputs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text)],
+                                                     prompt_logprobs=logprobs))
+            return outputs
+
+    module.LLM, module.SamplingParams = LLM, SamplingParams
+    return module
+
+
+def test_vllm_backend_engine_settings_and_per_prompt_seeds(tiny_model, monkeypatch, tmp_path):
+    import sys
+
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(record))
+    backend = create_backend(ModelConfig(name=str(tiny_model), prompt_format="base"),
+                             GenerationConfig(backend="vllm", tensor_parallel_size=2, temperature=0.7, top_p=0.9,
+                                              max_new_tokens=33, seed=5))
+    assert backend.name == "vllm"
+    assert backend.identity() == hf(tiny_model).identity()
+    prompts = [Prompt("Post one", None, "Post one", response_prefix="The post"), Prompt("Post two", None, "Post two")]
+    responses = backend.generate(prompts, [101, 202], ["###"], cache=ContentCache(tmp_path / "c.sqlite"))
+    assert record["llm"] == {"model": str(tiny_model.resolve()), "revision": None, "tensor_parallel_size": 2,
+                             "dtype": "float32", "seed": 5, "trust_remote_code": False}
+    assert [p["seed"] for p in record["params"]] == [101, 202]
+    assert all(p["temperature"] == 0.7 and p["top_p"] == 0.9 and p["max_tokens"] == 33 and p["stop"] == ["###"]
+               for p in record["params"])
+    tokenizer = backend.llm.get_tokenizer()
+    assert record["prompt_ids"][0] == tokenizer("Post one The post").input_ids  # rendered as the hf backend does
+    assert responses[0].startswith("The post is text") and responses[0].endswith("seed 101.")  # prefix kept, cut
+    assert responses[1] == "is text " + str(len(record["prompt_ids"][1])) + " tokens long, seed 202."
+
+
+def test_vllm_backend_greedy_has_no_seed(tiny_model, monkeypatch):
+    import sys
+
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(record))
+    backend = create_backend(ModelConfig(name=str(tiny_model)), GenerationConfig(backend="vllm"))
+    backend.generate([Prompt("b", "Follow.", "Hi")], [7], [])
+    (params,) = record["params"]
+    assert params["temperature"] == 0.0 and params["seed"] is None and params["top_p"] == 1.0
+    assert params["stop"] is None
+
+
+def test_vllm_backend_score_matches_hf(tiny_model, monkeypatch):
+    import sys
+
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(record))
+    backend = create_backend(ModelConfig(name=str(tiny_model)), GenerationConfig(backend="vllm"))
+    contexts = ["Hello there", "A longer context about a Reddit post", "x"]
+    continuations = [" general", " The post asks for advice about rent.", " y z"]
+    ours = backend.score(contexts, continuations)
+    reference_scores = hf(tiny_model).score(contexts, continuations)
+    assert record["params"][-1]["prompt_logprobs"] == 0 and record["params"][-1]["max_tokens"] == 1
+    for mine, theirs in zip(ours, reference_scores):
+        assert mine["tokens"] == theirs["tokens"]
+        assert mine["sum"] == pytest.approx(theirs["sum"], abs=1e-3)
+        assert mine["mean"] == pytest.approx(theirs["mean"], abs=1e-4)
