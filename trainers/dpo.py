@@ -62,8 +62,8 @@ from harness.logprobs import EncodedBatch, encode_pairs, response_logprobs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, load_base, make_accelerator, make_optimizer, micro_batches,
-                             process_shard, release, save_checkpoint, seed_everything, step_schedule)
+from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, make_accelerator, make_optimizer,
+                             micro_batches, process_shard, release, save_checkpoint, seed_everything, step_schedule)
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
 TASK_BETA = {"dialogue": 0.1, "tldr": 0.5, "heldout": 0.5}   # sigmoid / ipo (SPEC section 3)
@@ -266,8 +266,6 @@ def optimizer_step(model, optimizer, accelerator, batcher: PairBatcher, local_gr
 def train(job: TrainingJob) -> Path:
     """Train DPO (``dpo.loss_type``: sigmoid, ipo or simpo) from the base weights on ``job.groups`` for
     ``job.steps`` optimizer steps; save a checkpoint folder (safetensors + tokenizer) at ``job.output_dir``."""
-    from accelerate.state import PartialState
-
     config, train_config, dpo = job.config, job.config.train, job.config.dpo
     beta, gamma = resolve_beta(dpo, job.task.name), dpo.simpo_gamma if dpo.loss_type == "simpo" else 0.0
     seed_everything(train_config.seed)
@@ -282,7 +280,7 @@ def train(job: TrainingJob) -> Path:
     if train_config.lora:
         model = apply_lora(model, train_config)
 
-    processes = PartialState().num_processes
+    processes = distributed_state().num_processes
     Q, M = train_config.queries_per_step, train_config.micro_batch_queries
     if Q % processes:
         raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")

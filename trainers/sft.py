@@ -60,7 +60,8 @@ from harness.logprobs import encode_pairs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import Telemetry, apply_lora, load_base, release, save_checkpoint, seed_everything, step_schedule
+from trainers.common import (Telemetry, apply_lora, cpu_only, distributed_state, load_base, release, save_checkpoint,
+                             seed_everything, step_schedule)
 
 TESTED_TRL = ">=1.16,<2"  # the SFTTrainer/SFTConfig API used here (pre-tokenized input_ids + completion_mask)
 
@@ -142,7 +143,6 @@ def train(job: TrainingJob) -> Path:
     """Context distillation from the base weights on ``job.groups`` for ``job.steps`` optimizer steps; save a
     checkpoint folder (safetensors + tokenizer) at ``job.output_dir`` and return it."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    from accelerate.state import PartialState
     import torch
     from datasets import Dataset
     from transformers import PrinterCallback
@@ -158,7 +158,7 @@ def train(job: TrainingJob) -> Path:
             model.enable_input_require_grads()
         model = apply_lora(model, train_config)
 
-    processes = PartialState().num_processes
+    processes = distributed_state().num_processes
     Q = train_config.queries_per_step
     if Q % processes:
         raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")
@@ -184,9 +184,10 @@ def train(job: TrainingJob) -> Path:
         bf16=train_config.mixed_precision == "bf16", fp16=train_config.mixed_precision == "fp16",
         activation_checkpointing=train_config.gradient_checkpointing,
         completion_only_loss=True, max_length=None, packing=False,
-        seed=train_config.seed, data_seed=train_config.seed, logging_steps=1, save_strategy="no", report_to="none",
+        use_cpu=cpu_only(), seed=train_config.seed, data_seed=train_config.seed, logging_steps=1, save_strategy="no",
+        report_to="none",
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
-        remove_unused_columns=True,
+        remove_unused_columns=True, ddp_find_unused_parameters=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)  # our Telemetry writes the per-step lines and the progress bar
