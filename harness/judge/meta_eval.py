@@ -70,6 +70,21 @@ def _item_labels(verdicts: list[Verdict]) -> list[Verdict]:
     return labels
 
 
+def _soft_item_labels(verdicts: list[Verdict]) -> list[Verdict]:
+    """One label per item from the mean p_candidate over its calls (both orders: a position-debiased soft verdict);
+    items without a soft preference on every parsed call are left out."""
+    labels = []
+    for record in group_items(verdicts):
+        soft = [c.p_candidate for c in record.calls if c.winner is not None]
+        if not soft or any(p is None for p in soft):
+            continue
+        mean = sum(soft) / len(soft)
+        winner = "candidate" if mean > 0.5 else "baseline" if mean < 0.5 else "tie"
+        labels.append(Verdict(item=record.item, winner=winner, candidate=record.calls[0].candidate,
+                              baseline=record.calls[0].baseline))
+    return labels
+
+
 DIAGNOSTICS = ("n", "win_rate", "ci_low", "ci_high", "soft_win_rate", "position_consistency", "n_both_orders",
                "first_position_preference", "tie_rate", "parse_failure_rate", "mean_candidate_length",
                "mean_baseline_length", "lc_win_rate")
@@ -104,6 +119,8 @@ def meta_evaluate(judge: Judge, reference: Path | str | None = None, out: Path |
     same_position = [v for v in ours if v.order == reference_order[v.item]]
     agreement = stats.judge_agreement(same_position, theirs)
     item_agreement = stats.judge_agreement(_item_labels(ours), _item_labels(theirs)) if both_orders else None
+    soft_labels = _soft_item_labels(ours)
+    soft_agreement = stats.judge_agreement(soft_labels, _item_labels(theirs)) if soft_labels else None
     ours_stats = stats.robust(ours, seed=seed)
     theirs_stats = stats.robust(theirs, seed=seed)
     result = {
@@ -120,6 +137,7 @@ def meta_evaluate(judge: Judge, reference: Path | str | None = None, out: Path |
         "n_calls": len(calls),
         "agreement": agreement,
         "item_agreement": item_agreement,
+        "soft_item_agreement": soft_agreement,
         "judge_diagnostics": {k: ours_stats.get(k) for k in DIAGNOSTICS},
         "reference_diagnostics": {k: theirs_stats.get(k) for k in DIAGNOSTICS},
         "counts": {"calls": runner.counts.calls, "cached": runner.counts.cached, "judged": runner.counts.judged,
@@ -155,6 +173,11 @@ def render_text(result: dict[str, Any]) -> str:
         item_kappa = "-" if item["cohen_kappa"] is None else f"{item['cohen_kappa']:.3f}"
         lines.append(f"  item-level agreement (both orders averaged): raw {_pct(item['raw_agreement'])}, without ties "
                      f"{_pct(item['non_tie_agreement'])} ({item['n_non_tie']} items), Cohen's kappa {item_kappa}")
+    soft = result.get("soft_item_agreement")
+    if soft:
+        soft_kappa = "-" if soft["cohen_kappa"] is None else f"{soft['cohen_kappa']:.3f}"
+        lines.append(f"  soft item-level agreement (mean p_candidate over the orders): raw {_pct(soft['raw_agreement'])} "
+                     f"({soft['n']} items), Cohen's kappa {soft_kappa}")
     header = f"  {'':32}{'this judge':>14}{'reference':>14}"
     rows = [("policy win rate", "win_rate"), ("  95% CI low", "ci_low"), ("  95% CI high", "ci_high"),
             ("soft win rate (p_candidate)", "soft_win_rate"), ("position consistency", "position_consistency"),
