@@ -117,7 +117,7 @@ def parse_principles(text: str, count: int) -> list[Principle]:
     """Parse ``NAME/DEFINITION/ANTITHESIS`` blocks; raise MalformedOutput naming the first problem.
 
     Markdown decoration (bold, bullets, numbering) around the keys is tolerated, as are lines that continue a
-    definition or antithesis; any text after the ``count``-th complete block is ignored.
+    definition or antithesis up to a blank line; any text after the ``count``-th complete block is ignored.
     """
     blocks: list[dict[str, str]] = []
     current_key = None
@@ -135,9 +135,11 @@ def parse_principles(text: str, count: int) -> list[Principle]:
                 raise MalformedOutput(f"principle {len(blocks)} has two '{key}:' lines")
             blocks[-1][key] = value
             current_key = key
-        elif line.strip() and blocks and current_key in ("DEFINITION", "ANTITHESIS"):
+        elif not line.strip():
+            current_key = None if blocks and blocks[-1].get(current_key or "") else current_key
+        elif blocks and current_key in ("DEFINITION", "ANTITHESIS"):
             blocks[-1][current_key] = f"{blocks[-1][current_key]} {line.strip()}".strip()
-        elif line.strip() and blocks and current_key == "NAME" and not blocks[-1]["NAME"]:
+        elif blocks and current_key == "NAME" and not blocks[-1]["NAME"]:
             blocks[-1]["NAME"] = line.strip()
     complete = [b for b in blocks if all(b.get(k) for k in KEYS)]
     if len(complete) < count:

@@ -339,6 +339,8 @@ def test_parse_tolerates_markdown_and_continuation_lines():
     assert (first.name, first.definition) == ("concise", "Summaries should be short and to the point.")
     assert first.antithesis == "Summaries should ramble on."
     assert second.name == "fully_comprehensive"
+    (only,) = parse_principles("NAME:" + VALID.split("\n\n")[0] + "\n\nI hope these principles help!", 1)
+    assert only.antithesis == "Summaries should be long and full of unnecessary detail."  # chatter not appended
 
 
 @pytest.mark.parametrize("text, problem", [
