@@ -24,9 +24,9 @@ reruns) and ``run_dir/mutual_information/iter-<t>/`` (per-query values and a sta
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
 
 from harness.artifacts import read_json, read_jsonl, write_json, write_jsonl
 from harness.backends import create_backend
