@@ -3,8 +3,8 @@
 Two layers:
 
 - ``ChatClient``: async chat completions with bounded concurrency (a semaphore), a simple rate limiter
-  (requests per minute, evenly spaced), retries with exponential backoff and jitter on 429, 5xx, timeouts and
-  connection errors (honouring ``Retry-After`` up to the backoff cap), and token log-probabilities where the
+  (requests per minute, evenly spaced), retries with exponential backoff and jitter on 408, 409, 429, 5xx, timeouts
+  and connection errors (honouring ``Retry-After`` up to the backoff cap), and token log-probabilities where the
   endpoint supports them (a server that refuses ``logprobs`` is asked again without them, once per client).
   The judge uses it directly.
 - ``OpenAIBackend``: the generation ``Backend`` on top of it (API-served instruct baselines), cached through
@@ -186,7 +186,7 @@ class ChatClient:
                 retryable: Exception = exc
             except openai.APIStatusError as exc:
                 message = _scrub(str(exc), key)
-                if exc.status_code >= 500:
+                if exc.status_code >= 500 or exc.status_code in (408, 409):
                     retryable = exc
                 elif exc.status_code in (400, 422) and "logprob" in message.lower() and params.get("logprobs"):
                     self.logprobs_supported = False
