@@ -320,7 +320,7 @@ def train(job: TrainingJob) -> Path:
                 "lr": optimizer.param_groups[0]["lr"], "queries": stats.queries, "pairs": stats.pairs,
                 "tokens": stats.tokens, "response_tokens": stats.response_tokens, "step_time_s": stats.seconds,
                 "tokens_per_s": stats.tokens / max(stats.seconds, 1e-9), "processes": processes,
-                "reference_precompute_s": reference_seconds if step == 1 else None,
+                "reference_precompute_s": reference_seconds if step == 1 and reference is not None else None,
                 "items": [g.query.id for g in batch],
             }
             telemetry.log(record, {"loss": stats.loss, "margin": stats.margin, "acc": stats.accuracy})
