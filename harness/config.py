@@ -42,8 +42,9 @@ class DataConfig(Section):
     """Where the queries come from: the task's demo set, the hub dataset the paper used, or a local file."""
 
     source: str = Field("demo", description="'demo', 'hub', or a path to a local file")
-    train_limit: int | None = Field(None, ge=1, description="training queries to draw from the pool")
-    eval_limit: int | None = Field(None, ge=1, description="evaluation queries (paper: 250)")
+    train_limit: int | None = Field(16, ge=1, description="training queries to draw from the pool (paper: 2,000; "
+                                    "the default is sized for a 2-core CPU)")
+    eval_limit: int | None = Field(16, ge=1, description="evaluation queries (paper: 250; default sized for a CPU)")
     subsets: list[str] | None = Field(None, description="dialogue only: hh-rlhf subsets to use")
 
 
@@ -75,9 +76,10 @@ class TrainConfig(Section):
     iterations: int = Field(3, ge=1)
     steps_per_iteration: list[int] | None = Field(
         None, description="optimizer steps at each iteration; default: 2t (the paper's schedule)")
-    queries_per_step: int = Field(8, ge=1, description="queries per optimizer step (paper: 128)")
+    queries_per_step: int = Field(2, ge=1, description="queries per optimizer step (paper: 128; default CPU-sized)")
     micro_batch_queries: int = Field(1, ge=1, description="queries per forward/backward pass")
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float = Field(5e-5, gt=0, description="constant learning rate (paper: 5e-7 at 128 queries per "
+                                 "step; the CPU default takes far fewer, smaller steps)")
     optimizer: Literal["adamw", "rmsprop"] = "adamw"
     max_grad_norm: float | None = Field(None, gt=0)
     kl_beta: float = Field(0.0, ge=0, description="weight of KL(pi_theta || pi_base); 0 in every paper run")
@@ -145,7 +147,8 @@ class EvalConfig(Section):
     max_parse_failure_rate: float = Field(0.05, ge=0, le=1)
     bootstrap_resamples: int = Field(10_000, ge=1000)
     mutual_information: bool = Field(True, description="compute the MI estimate per iteration")
-    mi_queries: int | None = Field(None, ge=1, description="evaluation queries used for the MI estimate")
+    mi_queries: int | None = Field(4, ge=1, description="evaluation queries used for the MI estimate "
+                                   "(default CPU-sized; None = the whole evaluation set)")
 
 
 class RunConfig(Section):
