@@ -383,8 +383,8 @@ def test_vllm_backend_score_matches_hf(tiny_model, monkeypatch):
     record: dict = {}
     monkeypatch.setitem(sys.modules, "vllm", fake_vllm(record))
     backend = create_backend(ModelConfig(name=str(tiny_model)), GenerationConfig(backend="vllm"))
-    contexts = ["Hello there", "A longer context about a Reddit post", "x"]
-    continuations = [" general", " The post asks for advice about rent.", " y z"]
+    contexts = ["Hello there", "A longer context about a Reddit post", "x", ""]
+    continuations = [" general", " The post asks for advice about rent.", " y z", "An empty context"]
     ours = backend.score(contexts, continuations)
     reference_scores = hf(tiny_model).score(contexts, continuations)
     assert record["params"][-1]["prompt_logprobs"] == 0 and record["params"][-1]["max_tokens"] == 1

@@ -112,11 +112,11 @@ class VLLMBackend(Backend):
             logprobs = output.prompt_logprobs
             if logprobs is None:
                 raise HarnessError("vLLM returned no prompt log-probs; this vLLM version cannot score responses")
+            first = max(start, 1)  # the very first token of a sequence has no log-prob (as in harness.logprobs)
             total = 0.0
-            for position in range(max(start, 1), len(ids)):
-                entry = logprobs[position]
-                value = entry[ids[position]]
+            for position in range(first, len(ids)):
+                value = logprobs[position][ids[position]]
                 total += float(getattr(value, "logprob", value))
-            tokens = len(ids) - start
+            tokens = len(ids) - first
             results.append({"sum": total, "mean": total / max(tokens, 1), "tokens": tokens})
         return results
