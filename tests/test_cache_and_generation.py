@@ -72,6 +72,13 @@ def test_changed_model_or_decoding_misses(cache, change):
     assert backend.model_calls == 1 and len(backend.prompts_seen) == 5
 
 
+def test_changed_dtype_misses(cache):
+    run(fake(), cache)
+    backend = FakeBackend(ModelConfig(name="model-a", dtype="bfloat16"), GenerationConfig())
+    run(backend, cache)
+    assert backend.model_calls == 1
+
+
 def test_top_p_matters_only_when_sampling(cache):
     run(fake(), cache)
     greedy = fake(top_p=0.5)

@@ -60,6 +60,8 @@ class Backend(ABC):
         keys = [ContentCache.key("generation", {
             "version": CACHE_FORMAT_VERSION, "backend": self.name, "model": self.identity(), "prompt": text,
             "decoding": self.decoding(), "stop": stop, "seed": seed if self.generation_config.temperature > 0 else None,
+            # the weights' dtype changes the answer; float32 (the default) is left out so existing keys stay valid
+            **({"dtype": self.model_config.dtype} if self.model_config.dtype != "float32" else {}),
         }) for text, seed in zip(rendered, seeds)]
         found = cache.get_many(keys) if cache else {}
         missing = [i for i, key in enumerate(keys) if key not in found]
