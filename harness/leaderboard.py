@@ -37,6 +37,8 @@ COLUMNS = [
     ("ci_method", "how the CI was computed (BCa/percentile bootstrap over items, or normal)"),
     ("n", "items scored"),
     ("lc_win_rate", "length-controlled win rate (logistic model at zero length difference)"),
+    ("soft_win_rate", "mean judge probability that the candidate is better (judges that expose probabilities)"),
+    ("first_position_preference", "fraction of decisive judge calls won by the response shown first"),
     ("tie_rate", "fraction of judge calls that were ties"),
     ("parse_failure_rate", "fraction of judge calls with no parseable verdict (excluded, not ties)"),
     ("position_consistency", "fraction of items whose two orders agree"),
@@ -56,7 +58,8 @@ COLUMNS = [
 ]
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 MARKDOWN_COLUMNS = ["rank", "system", "trainer", "iteration", "learning_rate", "win_rate", "ci", "n",
-                    "lc_win_rate", "tie_rate", "parse_failure_rate", "position_consistency", "mean_length",
+                    "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate", "position_consistency",
+                    "first_position_preference", "mean_length",
                     "mi_nats", "mi_nats_base_scorer", "run_id", "config_hash", "commit"]
 
 
@@ -95,7 +98,8 @@ def _fmt(value, percent: bool = False) -> str:
     return str(value)
 
 
-PERCENT_COLUMNS = {"win_rate", "lc_win_rate", "tie_rate", "parse_failure_rate", "position_consistency"}
+PERCENT_COLUMNS = {"win_rate", "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate",
+                   "position_consistency", "first_position_preference"}
 
 
 def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, plots: list[str] | None = None) -> str:

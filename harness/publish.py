@@ -38,12 +38,14 @@ def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, comm
         trained = candidate.checkpoint is not None
         rows.append({
             "task": task.name, "principle_split": split, "baseline": baseline.id, "system": candidate.id,
-            "trainer": candidate.trainer, "model": config.model.name if trained or candidate.trainer == "base"
-            else candidate.model.name, "iteration": candidate.iteration,
+            "trainer": candidate.trainer, "iteration": candidate.iteration,
+            "model": candidate.model.name if candidate.trainer == "instruct" else config.model.name,
             "learning_rate": config.train.learning_rate if trained else None,
             "win_rate": stats["win_rate"], "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
             "ci_method": stats.get("ci_method", "normal"), "n": stats["n"], "lc_win_rate": stats.get("lc_win_rate"),
-            "tie_rate": stats.get("tie_rate"), "parse_failure_rate": stats.get("parse_failure_rate"),
+            "soft_win_rate": stats.get("soft_win_rate"),
+            "first_position_preference": stats.get("first_position_preference"), "tie_rate": stats.get("tie_rate"),
+            "parse_failure_rate": stats.get("parse_failure_rate"),
             "position_consistency": stats.get("position_consistency"),
             "mean_length": stats.get("mean_candidate_length"), "baseline_mean_length": stats.get("mean_baseline_length"),
             "mi_nats": mi_of(mi, candidate.trainer, candidate.iteration, "policy"),
