@@ -80,6 +80,9 @@ class TrainConfig(Section):
     micro_batch_queries: int = Field(1, ge=1, description="queries per forward/backward pass")
     learning_rate: float = Field(5e-5, gt=0, description="constant learning rate (paper: 5e-7 at 128 queries per "
                                  "step; the CPU default takes far fewer, smaller steps)")
+    learning_rate_sweep: list[float] = Field(
+        default_factory=list, description="also train the primary trainer at each of these learning rates on the "
+        "same generations (one leaderboard row each); other settings via compare_trainers: 'dpo@beta=0.1'")
     optimizer: Literal["adamw", "rmsprop"] = "adamw"
     max_grad_norm: float | None = Field(None, gt=0)
     kl_beta: float = Field(0.0, ge=0, description="weight of KL(pi_theta || pi_base); 0 in every paper run")

@@ -171,7 +171,9 @@ def train_stage(config: RunConfig, task: Task, run_dir: Path, iteration: int, tr
                 data_sha: str, base: dict) -> tuple[Stage, bool]:
     """Train ``trainer`` from the base weights on this iteration's data (all processes take part)."""
     from trainers import TrainingJob, get_trainer
+    from trainers.variants import variant_config
 
+    config = variant_config(config, trainer)  # a sweep variant trains with its own settings
     state = _state()
     folder = trainer_dir(run_dir, iteration, trainer)
     steps = config.train.steps_at(iteration)
@@ -199,12 +201,14 @@ def train_stage(config: RunConfig, task: Task, run_dir: Path, iteration: int, tr
 
 def run_expert_iteration(config: RunConfig, run_dir: Path, cache: ContentCache | None = None) -> list[dict]:
     """Run (or resume) every iteration; return one summary per iteration."""
+    from trainers.variants import trainer_specs
+
     task = get_task(config.task)
     run_dir = Path(run_dir)
     state = _state()
     base = model_identity(config.model)
     principles = task.principles(config.principles.file)
-    trainers = [config.trainer, *[name for name in config.compare_trainers if name != config.trainer]]
+    trainers = trainer_specs(config)
     summaries = []
     generator_model = config.model
     for t in range(1, config.train.iterations + 1):

@@ -44,6 +44,7 @@ class System:
     model: ModelConfig
     backend: str
     checkpoint: Path | None = None
+    learning_rate: float | None = None
 
 
 def run_directory(config: RunConfig) -> Path:
@@ -52,13 +53,16 @@ def run_directory(config: RunConfig) -> Path:
 
 def trained_systems(config: RunConfig, run_dir: Path) -> list[System]:
     from harness.iterate import checkpoint_dir
+    from trainers.variants import trainer_specs, variant_config
 
     systems = []
-    for trainer in [config.trainer, *config.compare_trainers]:
+    for trainer in trainer_specs(config):
+        learning_rate = variant_config(config, trainer).train.learning_rate
         for t in range(1, config.train.iterations + 1):
             folder = checkpoint_dir(run_dir, t, trainer)
             model = config.model.model_copy(update={"name": str(folder.resolve()), "revision": None})
-            systems.append(System(f"{trainer}-iter{t}", trainer, t, model, config.generation.backend, folder))
+            systems.append(System(f"{trainer}-iter{t}", trainer, t, model, config.generation.backend, folder,
+                                  learning_rate))
     return systems
 
 
@@ -116,6 +120,7 @@ def run_pipeline(config: RunConfig) -> Path:
     from harness.judge_stage import judge_pair
     from harness.mutual_information import record_mutual_information
     from harness.publish import publish_run
+    from trainers.variants import trainer_specs
 
     task = get_task(config.task)
     run_dir = run_directory(config)
@@ -157,7 +162,7 @@ def run_pipeline(config: RunConfig) -> Path:
 
     mark = time.time()
     if config.eval.mutual_information:
-        record_mutual_information(config, run_dir, cache, [config.trainer, *config.compare_trainers])
+        record_mutual_information(config, run_dir, cache, trainer_specs(config))
     timed("mutual information", mark)
 
     publish_run(config, task, run_dir, scored, git_commit())

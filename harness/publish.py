@@ -35,12 +35,11 @@ def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, comm
     rows = []
     for candidate, baseline, split, judged in scored:
         stats = judged["stats"]
-        trained = candidate.checkpoint is not None
         rows.append({
             "task": task.name, "principle_split": split, "baseline": baseline.id, "system": candidate.id,
             "trainer": candidate.trainer, "iteration": candidate.iteration,
             "model": candidate.model.name if candidate.trainer == "instruct" else config.model.name,
-            "learning_rate": config.train.learning_rate if trained else None,
+            "learning_rate": candidate.learning_rate,
             "win_rate": stats["win_rate"], "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
             "ci_method": stats.get("ci_method", "normal"), "n": stats["n"], "lc_win_rate": stats.get("lc_win_rate"),
             "soft_win_rate": stats.get("soft_win_rate"),

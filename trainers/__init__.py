@@ -15,10 +15,13 @@ trainers.add("dpo", "trainers.dpo:train", "DPO on self-generated c+/c- pairs, no
 
 
 def get_trainer(name: str) -> Trainer:
-    """Import and return the named trainer's ``train`` function (unknown names list the valid ones)."""
+    """Import and return the named trainer's ``train`` function (unknown names list the valid ones);
+    a variant name (``sami@lr=1e-6``, see trainers/variants.py) gives its trainer's function."""
     import importlib
 
-    module_name, function_name = trainers.get(name).split(":")
+    from trainers.variants import base_name
+
+    module_name, function_name = trainers.get(base_name(name)).split(":")
     return getattr(importlib.import_module(module_name), function_name)
 
 

@@ -22,10 +22,12 @@ def register(subparsers) -> None:
 def check(config) -> None:
     """Raise a HarnessError/ConfigError for the first problem a run would hit before doing any work."""
     from trainers import trainers
+    from trainers.variants import base_name, trainer_specs, variant_config
 
     task = get_task(config.task)
-    for name in [config.trainer, *config.compare_trainers]:
-        trainers.get(name)
+    for name in trainer_specs(config):
+        trainers.get(base_name(name))
+        variant_config(config, name)
     backends.get(config.generation.backend)
     for name in config.filters or task.default_filters:
         filters.get(name)
