@@ -44,13 +44,26 @@ def test_oai1b_first_post_matches_the_raw_csv(oai1b):
 
 def test_oai1b_split_first_250_evaluate(oai1b):
     task = get_task("tldr")
-    data = DataConfig(source=str(reference("tldr/oai1b.csv")))
+    data = DataConfig(source=str(reference("tldr/oai1b.csv")), train_limit=None, eval_limit=None)
     evaluation, training = task.load_queries(data, "eval"), task.load_queries(data, "train")
     assert [q.id for q in evaluation] == [q.id for q in oai1b[:250]]
     assert [q.id for q in training] == [q.id for q in oai1b[250:]]
     assert len(training) == 1945 - 250
     assert not {q.id for q in evaluation} & {q.id for q in training}
-    assert len(task.load_queries(DataConfig(source=data.source, eval_limit=16), "eval")) == 16
+    # a smaller evaluation (the CPU default) takes the first posts; the training pool still starts after 250
+    small = DataConfig(source=data.source, train_limit=16, eval_limit=16)
+    assert [q.id for q in task.load_queries(small, "eval")] == [q.id for q in oai1b[:16]]
+    assert [q.id for q in task.load_queries(small, "train")] == [q.id for q in oai1b[250:266]]
+
+
+def test_small_local_file_splits_at_eval_limit(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "post": f"Post number {i}."}) + "\n" for i in range(40)))
+    task = get_task("tldr")
+    assert task.load_queries(DataConfig(source=str(path), eval_limit=None), "train") == []
+    data = DataConfig(source=str(path), train_limit=None, eval_limit=10)
+    assert [q.id for q in task.load_queries(data, "eval")] == [f"p{i}" for i in range(10)]
+    assert [q.id for q in task.load_queries(data, "train")] == [f"p{i}" for i in range(10, 40)]
 
 
 # --- the SAMI paper's released responses --------------------------------------------------------------------
@@ -69,7 +82,7 @@ def test_sami_responses_json_has_250_posts():
     assert {fingerprint([q.__class__("", q.text) for q in read_tldr_file(f)]) for f in files} == \
         {fingerprint([q.__class__("", q.text) for q in queries])}
     # as a --data source it is all evaluation
-    data = DataConfig(source=str(files[0]))
+    data = DataConfig(source=str(files[0]), train_limit=None, eval_limit=None)
     assert len(get_task("tldr").load_queries(data, "eval")) == 250
     assert get_task("tldr").load_queries(data, "train") == []
 
@@ -91,8 +104,9 @@ def test_hh_rlhf_harmless_test_first_human_turn_only():
     multi_turn = sum(row["chosen"].count("\n\nHuman:") > 1 for row in rows)
     assert multi_turn > 100  # the file is multi-turn; only the first turn is kept
     task = get_task("dialogue")
-    data = DataConfig(source=str(path))
+    data = DataConfig(source=str(path), train_limit=None, eval_limit=None)
     assert [q.id for q in task.load_queries(data, "eval")] == [q.id for q in queries[:250]]
+    assert [q.id for q in task.load_queries(data, "train")] == [q.id for q in queries[250:]]
     assert task.load_queries(DataConfig(source=str(path), subsets=["helpful-base"]), "eval") == []
 
 
@@ -114,9 +128,11 @@ def test_demo_sets_72_each_split_48_24(task_name):
     assert len({q.id for q in queries}) == 72
     assert Counter(q.split for q in queries) == {"train": 48, "eval": 24}
     assert all(len(q.text) > 20 for q in queries)
-    train, evaluation = task.load_queries(DataConfig(), "train"), task.load_queries(DataConfig(), "eval")
+    full = DataConfig(train_limit=None, eval_limit=None)
+    train, evaluation = task.load_queries(full, "train"), task.load_queries(full, "eval")
     assert (len(train), len(evaluation)) == (48, 24)
     assert task.load_queries(DataConfig(eval_limit=8), "eval") == evaluation[:8]
+    assert task.load_queries(DataConfig(train_limit=5), "train") == train[:5]
 
 
 def test_demo_dialogue_spans_both_subsets():
@@ -124,7 +140,7 @@ def test_demo_dialogue_spans_both_subsets():
     counts = Counter((q.subset, q.split) for q in queries)
     assert set(counts) == {("helpful-base", "train"), ("helpful-base", "eval"), ("harmless-base", "train"),
                            ("harmless-base", "eval")}
-    evaluation = get_task("dialogue").load_queries(DataConfig(subsets=["harmless-base"]), "eval")
+    evaluation = get_task("dialogue").load_queries(DataConfig(subsets=["harmless-base"], eval_limit=None), "eval")
     assert evaluation and {q.subset for q in evaluation} == {"harmless-base"}
 
 

@@ -50,7 +50,9 @@ class Task:
         """Honour a declared split field; otherwise the first queries evaluate and the rest train."""
         if any(q.split for q in queries):
             return [q for q in queries if q.split == split]
-        eval_size = data.eval_limit or DEFAULT_EVAL_SIZE
+        # The boundary stays at the paper's first 250 whatever eval_limit a run uses, so the training pool never
+        # holds a post of the standard evaluation set; only smaller files split at eval_limit.
+        eval_size = DEFAULT_EVAL_SIZE if len(queries) > DEFAULT_EVAL_SIZE else (data.eval_limit or DEFAULT_EVAL_SIZE)
         if len(queries) <= eval_size:
             return queries if split == "eval" else []
         return queries[:eval_size] if split == "eval" else queries[eval_size:]
