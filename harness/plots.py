@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _series(rows: list[dict], key) -> dict:
@@ -56,6 +57,8 @@ def plot_lengths(points: list[dict], path: Path, title: str) -> Path:
 
 
 def _save(figure, path: Path) -> Path:
+    for axis in figure.axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()

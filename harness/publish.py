@@ -15,6 +15,7 @@ from harness.plots import plot_lengths, plot_mutual_information, plot_win_rates
 from harness.tasks import Task
 
 METRICS_FILE = "metrics.jsonl"
+POSITION_BIAS = 0.9  # first-position preference above which a judge's hard verdicts are flagged
 
 
 def mi_lookup(run_dir: Path) -> dict[tuple[str, int, str], float]:
@@ -116,8 +117,16 @@ def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
     from harness.stats import resolution_note
 
     n = min((r["n"] for r in rows), default=0)
-    return [f"Model: `{config.model.name}`; judge: `{config.eval.judge}` ({config.eval.protocol} protocol); "
-            f"data: `{config.data.source}`.",
-            f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
-            "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
-            "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)."]
+    notes = [f"Model: `{config.model.name}`; judge: `{config.eval.judge}` ({config.eval.protocol} protocol); "
+             f"data: `{config.data.source}`.",
+             f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
+             "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
+             "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)."]
+    biased = [r["first_position_preference"] for r in rows if (r["first_position_preference"] or 0) >= POSITION_BIAS]
+    if biased:
+        notes.append(f"Warning: in {len(biased)} of {len(rows)} rows the judge chose the response shown first in at "
+                     f"least {POSITION_BIAS:.0%} of decisive calls, so its hard verdicts cancel across the two orders "
+                     "and the win rate sits at 50% whatever the responses; `soft_win_rate` (the judge's probability "
+                     "averaged over both orders) is the informative column. Use a stronger judge (`--judge robust`) "
+                     "and check it with `harness meta-eval`.")
+    return notes
