@@ -8,7 +8,9 @@ own: imports + base-model load + training + checkpoint save. Reported per traine
 - wall_s: the ``train(job)`` call (loads the base model, trains ``--steps`` optimizer steps, saves the checkpoint);
 - steps_s: the optimizer steps alone (sum of the telemetry's ``step_time_s``), and tokens/s over them;
 - ref_s: DPO's reference precompute (one no-grad pass of the base model over the scheduled pairs);
-- rss_before_gib / peak_rss_gib: resident memory after imports and the process's peak.
+- rss_before_gib / peak_rss_gib: resident memory after imports and the process's peak;
+- the 1-minute load average at the start and end of the call: on a shared 2-core machine, other processes'
+  load slows every number down (compare trainers only within runs of similar load).
 
 Responses are canned by default (deterministic, no generation cost): for each post the c+ response is a short
 "The post ..." summary (``--short-words``) and the c- response a longer one (``--long-words``), both made of the
@@ -111,7 +113,7 @@ def child(args) -> int:
                       Path(args.workdir) / args.child / "checkpoint",
                       Path(args.workdir) / args.child / "telemetry.jsonl")
     trainer = get_trainer(name)
-    before = rss_gib()
+    before, load_before = rss_gib(), os.getloadavg()[0]
     started = time.perf_counter()
     trainer(job)
     wall = time.perf_counter() - started
@@ -122,7 +124,7 @@ def child(args) -> int:
         "trainer": args.child, "wall_s": wall, "steps_s": steps_s, "tokens": tokens, "tokens_per_s": tokens / steps_s,
         "ref_s": lines[0].get("reference_precompute_s"), "steps": len(lines), "queries": [r["queries"] for r in lines],
         "loss": [round(r["loss"], 4) for r in lines], "rss_before_gib": before, "peak_rss_gib": rss_gib(),
-        "import_s": import_s,
+        "import_s": import_s, "load_avg_1min": [load_before, os.getloadavg()[0]],
         "threads": torch.get_num_threads()}), flush=True)
     return 0
 
@@ -183,12 +185,13 @@ def main(argv=None) -> int:
           f"data {data_s:.1f} s)  steps: {args.steps} x {args.queries_per_step} queries  micro-batch: {args.micro}  "
           f"threads: {results[0]['threads']}")
     print("| trainer | wall s (train call) | optimizer steps s | tokens/s | ref precompute s | RSS after imports GiB "
-          "| peak RSS GiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| peak RSS GiB | 1-min load avg (start, end) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         ref = f"{r['ref_s']:.1f}" if r["ref_s"] else "-"
         print(f"| {r['trainer']} | {r['wall_s']:.1f} | {r['steps_s']:.1f} | {r['tokens_per_s']:.0f} | {ref} | "
-              f"{r['rss_before_gib']:.2f} | {r['peak_rss_gib']:.2f} |")
+              f"{r['rss_before_gib']:.2f} | {r['peak_rss_gib']:.2f} | "
+              f"{r['load_avg_1min'][0]:.1f}, {r['load_avg_1min'][1]:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
     return 0
