@@ -8,7 +8,7 @@ safetensors only; ``trust_remote_code`` stays off unless the config turns it on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from harness.config import ModelConfig
@@ -66,3 +66,28 @@ def load_causal_lm(resolved: ResolvedModel, config: ModelConfig):
             trust_remote_code=config.trust_remote_code, use_safetensors=True)
     except OSError as exc:
         raise HarnessError(f"could not load model '{config.name}': {str(exc).splitlines()[0]}") from None
+
+
+class LazyModel:
+    """Mixin for anything with a ``model_config``: weights and tokenizer load on first use, so work answered
+    from the cache never loads a model."""
+
+    model_config: ModelConfig
+
+    @cached_property
+    def resolved(self) -> ResolvedModel:
+        return resolve_model(self.model_config)
+
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.resolved, self.model_config)
+
+    @cached_property
+    def model(self):
+        import torch
+
+        model = load_causal_lm(self.resolved, self.model_config)
+        model.eval()
+        if torch.cuda.is_available():
+            model.to("cuda")
+        return model

@@ -132,6 +132,5 @@ def test_rerun_of_a_finished_run_does_no_model_work(tmp_path, monkeypatch):
         raise AssertionError("a finished run loaded a model")
 
     monkeypatch.setattr(models, "load_causal_lm", no_model)
-    monkeypatch.setattr("harness.backends.hf.load_causal_lm", no_model)
     monkeypatch.setattr("trainers.common.load_causal_lm", no_model)
     assert leaderboard(run_pipeline(config)) == first

@@ -9,7 +9,8 @@ from tqdm import tqdm
 from harness.cache import ContentCache
 from harness.config import GenerationConfig, ModelConfig
 from harness.errors import HarnessError
-from harness.prompts import Format, Prompt, cut_at_stop
+from harness.models import LazyModel
+from harness.prompts import Format, Prompt, cut_at_stop, render, resolve_format
 
 CACHE_FORMAT_VERSION = 1
 
@@ -79,6 +80,21 @@ class Backend(ABC):
                 if cache:
                     cache.put_many("generation", new)  # saved per chunk: an interrupted run keeps its work
         return [found[key]["response"] for key in keys]
+
+
+class LocalModelBackend(LazyModel, Backend):
+    """A backend that runs a local copy of the model (transformers, vLLM): identity from the weights, prompts
+    rendered with the model's own tokenizer and chat template."""
+
+    def identity(self) -> dict:
+        return self.resolved.identity
+
+    @property
+    def prompt_format(self) -> Format:
+        return resolve_format(self.model_config.prompt_format, self.tokenizer)
+
+    def render(self, prompt: Prompt) -> str:
+        return render(prompt, self.prompt_format, self.tokenizer, self.model_config.principles_in == "system")
 
 
 def _finish(prompt: Prompt, continuation: str, stop: list[str]) -> str:

@@ -5,46 +5,17 @@ The model is loaded on first use, so a fully cached request never loads it.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import torch
 from tqdm import tqdm
 
-from harness.backends.base import Backend
+from harness.backends.base import LocalModelBackend
 from harness.hashing import derived_seed
 from harness.logprobs import encode_context, encode_pairs, response_logprobs
-from harness.models import load_causal_lm, load_tokenizer, resolve_model
-from harness.prompts import Format, Prompt, render, resolve_format
+from harness.prompts import Prompt
 
 
-class HFBackend(Backend):
+class HFBackend(LocalModelBackend):
     name = "hf"
-
-    @cached_property
-    def resolved(self):
-        return resolve_model(self.model_config)
-
-    @cached_property
-    def tokenizer(self):
-        return load_tokenizer(self.resolved, self.model_config)
-
-    @cached_property
-    def model(self):
-        model = load_causal_lm(self.resolved, self.model_config)
-        model.eval()
-        if torch.cuda.is_available():
-            model.to("cuda")
-        return model
-
-    def identity(self) -> dict:
-        return self.resolved.identity
-
-    @property
-    def prompt_format(self) -> Format:
-        return resolve_format(self.model_config.prompt_format, self.tokenizer)
-
-    def render(self, prompt: Prompt) -> str:
-        return render(prompt, self.prompt_format, self.tokenizer, self.model_config.principles_in == "system")
 
     @torch.no_grad()
     def _generate(self, prompts: list[Prompt], rendered: list[str], seeds: list[int], stop: list[str]) -> list[str]:

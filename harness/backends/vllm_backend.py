@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from harness.backends.base import Backend
+from harness.backends.base import LocalModelBackend
 from harness.errors import HarnessError
 from harness.logprobs import encode_context
-from harness.models import resolve_model
-from harness.prompts import Format, Prompt, render, resolve_format
+from harness.prompts import Prompt
 
 INSTALL_HINT = "pip install 'sami-harness[vllm]'"
 
@@ -30,16 +29,12 @@ def import_vllm():
     return vllm
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalModelBackend):
     name = "vllm"
 
     def __init__(self, model_config, generation_config):
         super().__init__(model_config, generation_config)
         import_vllm()  # fail at once, before any data or cache work, when vLLM is missing
-
-    @cached_property
-    def resolved(self):
-        return resolve_model(self.model_config)
 
     @cached_property
     def llm(self):
@@ -58,16 +53,6 @@ class VLLMBackend(Backend):
         from harness.models import load_tokenizer
 
         return load_tokenizer(self.resolved, self.model_config)
-
-    def identity(self) -> dict:
-        return self.resolved.identity
-
-    @property
-    def prompt_format(self) -> Format:
-        return resolve_format(self.model_config.prompt_format, self.tokenizer)
-
-    def render(self, prompt: Prompt) -> str:
-        return render(prompt, self.prompt_format, self.tokenizer, self.model_config.principles_in == "system")
 
     def _sampling_params(self, seed: int | None, stop: list[str], **extra):
         vllm = import_vllm()

@@ -15,38 +15,15 @@ from functools import cached_property
 from harness.config import ModelConfig
 from harness.errors import ConfigError
 from harness.judge.config import Judge
+from harness.models import LazyModel
 
 
-class LocalScorer:
+class LocalScorer(LazyModel):
     def __init__(self, judge: Judge):
         self.judge = judge
         self.settings = judge.config.local
         self.model_config = ModelConfig(name=judge.config.model, dtype=self.settings.dtype)
         self.forward_passes = 0
-
-    @cached_property
-    def resolved(self):
-        from harness.models import resolve_model
-
-        return resolve_model(self.model_config)
-
-    @cached_property
-    def tokenizer(self):
-        from harness.models import load_tokenizer
-
-        return load_tokenizer(self.resolved, self.model_config)
-
-    @cached_property
-    def model(self):
-        import torch
-
-        from harness.models import load_causal_lm
-
-        model = load_causal_lm(self.resolved, self.model_config)
-        model.eval()
-        if torch.cuda.is_available():
-            model.to("cuda")
-        return model
 
     def identity(self) -> dict:
         return {"backend": "local", **self.resolved.identity}
