@@ -29,7 +29,7 @@ def run(args) -> int:
 
     limit_threads()
     config = config_from_args(args, **{"trainer": args.trainer, "eval.judge": args.judge})
-    check(config)
+    check(config, args.config or "command line")
     started = time.time()
     run_dir = run_pipeline(config)
     print_summary(run_dir, time.time() - started)

@@ -6,6 +6,7 @@ import json
 
 from harness.backends import backends
 from harness.commands.common import add_config_arguments, config_from_args
+from harness.errors import ConfigError, HarnessError
 from harness.filters import filters
 from harness.tasks import get_task
 
@@ -19,24 +20,33 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def check(config) -> None:
-    """Raise a HarnessError/ConfigError for the first problem a run would hit before doing any work."""
+def check(config, source: str = "command line") -> None:
+    """Raise a ConfigError naming ``source`` and the field for the first problem a run would hit before doing
+    any work: unknown names (task, trainers, backend, judge, filters), principles, the step schedule."""
+    from harness.judge import load_judge
     from trainers import trainers
     from trainers.variants import base_name, trainer_specs, variant_config
 
-    task = get_task(config.task)
-    for name in trainer_specs(config):
-        trainers.get(base_name(name))
-        variant_config(config, name)
-    backends.get(config.generation.backend)
-    for name in config.filters or task.default_filters:
-        filters.get(name)
-    principles = task.principles(config.principles.file)
-    if config.principles.constitutions_per_query > 2 ** principles.sampling.per_constitution \
-            and principles.sampling.scheme == "diverse":
-        from harness.errors import ConfigError
+    def named(field: str, lookup) -> object:
+        try:
+            return lookup()
+        except ConfigError:
+            raise
+        except HarnessError as exc:
+            raise ConfigError(source, field, str(exc)) from None
 
-        raise ConfigError(config.principles.file or task.name, "principles.constitutions_per_query",
+    task = named("task", lambda: get_task(config.task))
+    for name in trainer_specs(config):
+        named("trainer", lambda: trainers.get(base_name(name)))
+        variant_config(config, name)
+    named("generation.backend", lambda: backends.get(config.generation.backend))
+    named("eval.judge", lambda: load_judge(config.eval.judge))
+    for name in config.filters or task.default_filters:
+        named("filters", lambda: filters.get(name))
+    principles = task.principles(config.principles.file)
+    if principles.sampling.scheme == "diverse" and \
+            config.principles.constitutions_per_query > 2 ** principles.sampling.per_constitution:
+        raise ConfigError(source, "principles.constitutions_per_query",
                           "exceeds the sign patterns of the principles per constitution")
     for iteration in range(1, config.train.iterations + 1):
         config.train.steps_at(iteration)
@@ -46,7 +56,7 @@ def run(args) -> int:
     if args.config_file and not args.config:
         args.config = args.config_file
     config = config_from_args(args)
-    check(config)
+    check(config, args.config or "command line")
     print(json.dumps(config.model_dump(mode="json"), indent=2))
     print(f"ok: config is valid (hash {config.hash()})")
     return 0
