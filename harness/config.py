@@ -89,7 +89,8 @@ class TrainConfig(Section):
     lora: bool = False
     lora_rank: int = Field(16, ge=1)
     summed_logprobs: bool = Field(False, description="use summed instead of per-token-mean response log-probs")
-    max_prompt_tokens: int = Field(512, ge=8)
+    max_prompt_tokens: int = Field(1024, ge=8, description="training contexts longer than this are cut from the left "
+                                   "(which can remove the principles: a warning says so)")
     max_response_tokens: int = Field(512, ge=1, description="response tokens scored per sequence (longer are cut)")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / rank)")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
