@@ -45,7 +45,8 @@ from harness.stages import Stage
 from harness.tasks import Task, get_task
 
 # Settings that never change what a trainer does at one iteration (the schedule enters as ``steps``).
-TRAIN_FIELDS_NOT_AFFECTING_TRAINING = {"iterations", "steps_per_iteration", "mi_constitutions", "mi_resamples"}
+TRAIN_FIELDS_NOT_AFFECTING_TRAINING = {"iterations", "steps_per_iteration", "mi_constitutions", "mi_resamples",
+                                       "learning_rate_sweep"}
 SECTIONS_NOT_AFFECTING_TRAINING = {"out", "compare_trainers", "trainer", "eval"}
 
 

@@ -42,7 +42,8 @@ def test_sami_on_embedded_model_with_real_posts(tmp_path):
     run_dir = Path(os.environ.get("SAMI_INTEGRATION_DIR", tmp_path / "run"))
     config = load_config(None, {"data.source": str(REFERENCE)}, [
         "data.train_limit=64", "data.eval_limit=24", "train.iterations=1", "train.steps_per_iteration=[8]",
-        "train.queries_per_step=8", "train.learning_rate=5e-5", "train.max_prompt_tokens=1024"])
+        "train.queries_per_step=8", "train.learning_rate=5e-5", "train.max_prompt_tokens=1024",
+        "eval.mi_queries=24"])
     cache = ContentCache()
     summary = run_expert_iteration(config, run_dir, cache)[0]
     print("\niteration 1:", summary["kept"], "of", summary["queries"], "groups kept; dropped", summary["dropped"])
