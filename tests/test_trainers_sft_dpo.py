@@ -410,3 +410,18 @@ def test_two_processes_match_one_process(tiny_dir, tmp_path):
         one = load_file(tmp_path / "one" / name / "checkpoint" / "model.safetensors")
         two = load_file(tmp_path / "two" / name / "checkpoint" / "model.safetensors")
         assert all(torch.allclose(one[k], two[k], atol=1e-5) for k in one)
+
+
+def test_lora_trains_adapters_and_saves_a_merged_plain_model(tiny_dir, tmp_path, groups):
+    from transformers import AutoModelForCausalLM
+
+    base_model, _ = load(tiny_dir)
+    base = fingerprint(base_model.parameters())
+    for name in ("sft", "dpo"):
+        job = make_job(tiny_dir, tmp_path, groups, f"{name}-lora", steps=2, lora=True, lora_rank=4)
+        output = get_trainer(name)(job)
+        merged = AutoModelForCausalLM.from_pretrained(output)
+        assert not any("lora" in key for key in merged.state_dict())
+        assert fingerprint(merged.parameters()) != base
+        if name == "dpo":   # the adapters start at zero: the precomputed reference is the base model
+            assert telemetry(job)[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
