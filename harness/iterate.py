@@ -48,6 +48,7 @@ from harness.tasks import Task, get_task
 TRAIN_FIELDS_NOT_AFFECTING_TRAINING = {"iterations", "steps_per_iteration", "mi_constitutions", "mi_resamples",
                                        "learning_rate_sweep"}
 SECTIONS_NOT_AFFECTING_TRAINING = {"out", "compare_trainers", "trainer", "eval"}
+TRAINER_SECTIONS = {"sft", "dpo"}  # sections read by one trainer only: they do not change the others' training
 
 
 def iteration_dir(run_dir: Path, iteration: int) -> Path:
@@ -128,7 +129,10 @@ def generation_inputs(config: RunConfig, task: Task, iteration: int, queries: li
 
 
 def training_inputs(config: RunConfig, trainer: str, iteration: int, steps: int, data_sha: str, base: dict) -> dict:
-    settings = config.model_dump(mode="json", exclude=SECTIONS_NOT_AFFECTING_TRAINING)
+    from trainers.variants import base_name
+
+    other_trainers = TRAINER_SECTIONS - {base_name(trainer)}
+    settings = config.model_dump(mode="json", exclude=SECTIONS_NOT_AFFECTING_TRAINING | other_trainers)
     settings["train"] = {k: v for k, v in settings["train"].items() if k not in TRAIN_FIELDS_NOT_AFFECTING_TRAINING}
     return {"trainer": trainer, "iteration": iteration, "steps": steps, "data": data_sha, "base": base,
             "settings": settings}

@@ -127,6 +127,12 @@ def release(*objects) -> None:
 
 # --- the batch schedule ---------------------------------------------------------------------------------------
 
+def schedule_tag(iteration: int) -> str:
+    """The tag every trainer passes to ``step_schedule`` at an iteration: the same tag gives SAMI, SFT and DPO the
+    same queries, constitutions and responses at every optimizer step (fair comparisons, SPEC section 3)."""
+    return f"sami-iteration-{iteration}"
+
+
 def step_schedule(items: Sequence[T], steps: int, per_step: int, seed: int, tag: str = "") -> list[list[T]]:
     """The items of each optimizer step: cycle through ``items`` epoch by epoch, each epoch in an order
     shuffled by a seed derived from (seed, tag, epoch), so the schedule is a pure function of its inputs."""

@@ -63,7 +63,8 @@ from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
 from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, make_accelerator, make_optimizer,
-                             micro_batches, process_shard, release, save_checkpoint, seed_everything, step_schedule)
+                             micro_batches, process_shard, release, save_checkpoint, schedule_tag, seed_everything,
+                             step_schedule)
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
 TASK_BETA = {"dialogue": 0.1, "tldr": 0.5, "heldout": 0.5}   # sigmoid / ipo (SPEC section 3)
@@ -77,11 +78,6 @@ def resolve_beta(dpo: DPOConfig, task_name: str) -> float:
     if dpo.loss_type == "simpo":
         return SIMPO_BETA
     return TASK_BETA.get(task_name, 0.1)
-
-
-def schedule_tag(iteration: int) -> str:
-    """The tag SAMI passes to ``step_schedule``; sharing it gives every trainer the same queries per step."""
-    return f"sami-iteration-{iteration}"
 
 
 # --- the objective --------------------------------------------------------------------------------------------

@@ -39,9 +39,9 @@ from harness.logprobs import EncodedBatch, encode_pairs, response_logprobs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference, make_accelerator,
-                             make_optimizer, micro_batches, process_shard, release, save_checkpoint,
-                             seed_everything, step_schedule)
+from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference,
+                             make_accelerator, make_optimizer, micro_batches, process_shard, release,
+                             save_checkpoint, schedule_tag, seed_everything, step_schedule)
 
 ESTIMATOR = "InfoNCE lower bound on I(Y;C|X), log C - L_SAMI"
 
@@ -282,7 +282,7 @@ def train(job: TrainingJob) -> Path:
     batcher = SamiBatcher(job.task, tokenizer, resolve_format(config.model.prompt_format, tokenizer),
                           config.model.principles_in == "system", train_config.max_prompt_tokens,
                           train_config.max_response_tokens)
-    schedule = step_schedule(job.groups, job.steps, Q, train_config.seed, tag=f"sami-iteration-{job.iteration}")
+    schedule = step_schedule(job.groups, job.steps, Q, train_config.seed, tag=schedule_tag(job.iteration))
     telemetry = Telemetry(job.telemetry_path, job.steps, f"sami iter {job.iteration}",
                           enabled=accelerator.is_main_process)
     model.train()

@@ -60,15 +60,10 @@ from harness.logprobs import encode_pairs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, cpu_only, distributed_state, load_base, release, save_checkpoint,
-                             seed_everything, step_schedule)
+from trainers.common import (Telemetry, apply_lora, cpu_only, distributed_state, load_base, release,
+                             save_checkpoint, schedule_tag, seed_everything, step_schedule)
 
 TESTED_TRL = ">=1.16,<2"  # the SFTTrainer/SFTConfig API used here (pre-tokenized input_ids + completion_mask)
-
-
-def schedule_tag(iteration: int) -> str:
-    """The tag SAMI passes to ``step_schedule``; sharing it gives every trainer the same queries per step."""
-    return f"sami-iteration-{iteration}"
 
 
 def sft_pairs(task: Task, groups: list[QueryGroup], tokenizer, fmt: Format, principles_in_system: bool = False,
@@ -211,4 +206,4 @@ def train(job: TrainingJob) -> Path:
     return output
 
 
-__all__ = ["train", "sft_pairs", "sft_rows", "schedule_tag", "micro_batch_size"]
+__all__ = ["train", "sft_pairs", "sft_rows", "micro_batch_size"]
