@@ -114,12 +114,14 @@ def judged_pairs(candidates: list[System], baselines: dict[str, System], config:
     return pairs
 
 
-def run_pipeline(config: RunConfig) -> Path:
-    """Run (or resume) everything; return the run directory."""
+def run_pipeline(config: RunConfig) -> Path | None:
+    """Run (or resume) everything; return the run directory (None on the non-main processes of a multi-process
+    launch, which only take part in training)."""
     from harness.iterate import run_expert_iteration
     from harness.judge_stage import judge_pair
     from harness.mutual_information import record_mutual_information
     from harness.publish import publish_run
+    from trainers.common import distributed_state
     from trainers.variants import trainer_specs
 
     task = get_task(config.task)
@@ -139,6 +141,8 @@ def run_pipeline(config: RunConfig) -> Path:
     mark = time.time()
     run_expert_iteration(config, run_dir, cache)
     timed("iterations", mark)
+    if not distributed_state().is_main_process:
+        return None  # under torchrun / accelerate launch, evaluation runs on the main process only
 
     baselines = baseline_systems(config)
     candidates = trained_systems(config, run_dir)

@@ -32,7 +32,8 @@ def run(args) -> int:
     check(config, args.config or "command line")
     started = time.time()
     run_dir = run_pipeline(config)
-    print_summary(run_dir, time.time() - started)
+    if run_dir is not None:
+        print_summary(run_dir, time.time() - started)
     return 0
 
 
