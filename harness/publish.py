@@ -121,7 +121,8 @@ def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
              f"data: `{config.data.source}`.",
              f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
              "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
-             "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)."]
+             "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)." if config.eval.mutual_information
+             else "MI columns are empty: this run set eval.mutual_information=false."]
     biased = [r["first_position_preference"] for r in rows if (r["first_position_preference"] or 0) >= POSITION_BIAS]
     if biased:
         notes.append(f"Warning: in {len(biased)} of {len(rows)} rows the judge chose the response shown first in at "
