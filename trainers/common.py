@@ -26,12 +26,36 @@ import torch
 from harness.config import RunConfig, TrainConfig
 from harness.errors import HarnessError
 from harness.hashing import derived_seed
+from harness.generation import QueryGroup
+from harness.logprobs import EncodedBatch, encode_pairs
 from harness.models import ResolvedModel, load_causal_lm, load_tokenizer, resolve_model
+from harness.prompts import Format
+from harness.tasks import Task
 
 T = TypeVar("T")
 
 
 # --- seeds, models, optimizer ------------------------------------------------------------------------------
+
+@dataclass
+class GroupEncoder:
+    """Turns query groups into one encoded batch of (training prompt, response) sequences for a model/tokenizer;
+    a trainer's subclass says which pairs (``pairs``), e.g. SAMI's C x C matrix or DPO's c+ row."""
+
+    task: Task
+    tokenizer: object
+    fmt: Format
+    principles_in_system: bool = False
+    max_prompt_tokens: int = 512
+    max_response_tokens: int = 512
+
+    def pairs(self, groups: list[QueryGroup]) -> tuple[list[str], list[str]]:
+        raise NotImplementedError
+
+    def encode(self, groups: list[QueryGroup]) -> EncodedBatch:
+        contexts, continuations = self.pairs(groups)
+        return encode_pairs(self.tokenizer, contexts, continuations, self.max_prompt_tokens, self.max_response_tokens)
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, torch (CPU and CUDA) so LoRA initialisation and any sampling are reproducible."""

@@ -58,11 +58,11 @@ import torch.nn.functional as F
 
 from harness.config import DPOConfig
 from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, encode_pairs, response_logprobs
+from harness.logprobs import EncodedBatch, response_logprobs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, make_accelerator, make_optimizer,
+from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_state, load_base, make_accelerator, make_optimizer,
                              micro_batches, process_shard, release, save_checkpoint, schedule_tag, seed_everything,
                              step_schedule)
 
@@ -148,20 +148,11 @@ def group_size(groups: list[QueryGroup]) -> int:
     return sizes.pop()
 
 
-@dataclass
-class PairBatcher:
-    """Turns query groups into encoded (chosen, rejected...) batches for one model/tokenizer."""
+class PairBatcher(GroupEncoder):
+    """Encodes query groups as (c+ training prompt, response j) batches: chosen first, then the rejected."""
 
-    task: Task
-    tokenizer: object
-    fmt: Format
-    principles_in_system: bool = False
-    max_prompt_tokens: int = 512
-    max_response_tokens: int = 512
-
-    def encode(self, groups: list[QueryGroup]) -> EncodedBatch:
-        contexts, continuations = dpo_pairs(self.task, groups, self.tokenizer, self.fmt, self.principles_in_system)
-        return encode_pairs(self.tokenizer, contexts, continuations, self.max_prompt_tokens, self.max_response_tokens)
+    def pairs(self, groups: list[QueryGroup]) -> tuple[list[str], list[str]]:
+        return dpo_pairs(self.task, groups, self.tokenizer, self.fmt, self.principles_in_system)
 
 
 def sequence_logprobs(model, batch: EncodedBatch, n_queries: int, C: int) -> tuple[torch.Tensor, torch.Tensor]:

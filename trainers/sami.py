@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, encode_pairs, response_logprobs
+from harness.logprobs import EncodedBatch, response_logprobs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference,
+from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference,
                              make_accelerator, make_optimizer, micro_batches, process_shard, release,
                              save_checkpoint, schedule_tag, seed_everything, step_schedule)
 
@@ -174,20 +174,11 @@ class StepStats:
     seconds: float
 
 
-@dataclass
-class SamiBatcher:
-    """Turns query groups into encoded C x C batches for one model/tokenizer."""
+class SamiBatcher(GroupEncoder):
+    """Encodes query groups as C x C (constitution i's training prompt, response j) batches."""
 
-    task: Task
-    tokenizer: object
-    fmt: Format
-    principles_in_system: bool = False
-    max_prompt_tokens: int = 512
-    max_response_tokens: int = 512
-
-    def encode(self, groups: list[QueryGroup]) -> EncodedBatch:
-        contexts, continuations = scoring_pairs(self.task, groups, self.tokenizer, self.fmt, self.principles_in_system)
-        return encode_pairs(self.tokenizer, contexts, continuations, self.max_prompt_tokens, self.max_response_tokens)
+    def pairs(self, groups: list[QueryGroup]) -> tuple[list[str], list[str]]:
+        return scoring_pairs(self.task, groups, self.tokenizer, self.fmt, self.principles_in_system)
 
     def contexts_at_limit(self, batch: EncodedBatch) -> int:
         """Sequences whose context reached ``max_prompt_tokens``: left-truncated, so the principles at the start of
