@@ -69,10 +69,9 @@ def checkpoint_model_config(config: RunConfig, folder: Path) -> ModelConfig:
 
 
 def model_identity(model: ModelConfig) -> dict:
-    """Identity of a model's weights; local folders are hashed afresh (a rewritten checkpoint gets a new hash)."""
-    from harness.models import _local_hash, resolve_model
+    """Identity of a model's weights (a checkpoint rewritten in place gets a new hash: see harness.models)."""
+    from harness.models import resolve_model
 
-    _local_hash.cache_clear()  # checkpoints are rewritten in place when a stale stage reruns
     return resolve_model(model).identity
 
 

@@ -41,8 +41,16 @@ def resolve_model(config: ModelConfig) -> ResolvedModel:
     return ResolvedModel(config.name, {"name": config.name, "revision": config.revision or "main"})
 
 
-@lru_cache(maxsize=32)
 def _local_hash(folder: str) -> str:
+    """Hash of a model folder's files, memoised on their names, sizes and modification times, so a checkpoint
+    rewritten in place gets a fresh hash while an unchanged folder is hashed once per process."""
+    files = [p for p in Path(folder).iterdir() if p.is_file()]
+    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    return _hash_of(folder, stamp)
+
+
+@lru_cache(maxsize=32)
+def _hash_of(folder: str, stamp: tuple) -> str:
     return folder_hash(Path(folder))
 
 
