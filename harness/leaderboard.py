@@ -37,7 +37,10 @@ COLUMNS = [
     ("ci_method", "how the CI was computed (BCa/percentile bootstrap over items, or normal)"),
     ("n", "items scored"),
     ("lc_win_rate", "length-controlled win rate (logistic model at zero length difference)"),
-    ("soft_win_rate", "mean judge probability that the candidate is better (judges that expose probabilities)"),
+    ("soft_win_rate", "mean over items of the judge's probability that the candidate is better, averaged over both "
+                      "orders (balanced position calibration, Wang et al. 2023); judges that expose probabilities"),
+    ("soft_ci_low", "lower end of the soft win rate's 95% CI (same bootstrap over items)"),
+    ("soft_ci_high", "upper end of the soft win rate's 95% CI"),
     ("first_position_preference", "fraction of decisive judge calls won by the response shown first"),
     ("tie_rate", "fraction of judge calls that were ties"),
     ("parse_failure_rate", "fraction of judge calls with no parseable verdict (excluded, not ties)"),
@@ -119,6 +122,9 @@ def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, pl
             for column in MARKDOWN_COLUMNS:
                 if column == "ci":
                     cells.append(f"[{_fmt(row['ci_low'], True)}, {_fmt(row['ci_high'], True)}] {row['ci_method'] or ''}")
+                elif column == "soft_win_rate" and row["soft_ci_low"] is not None:
+                    cells.append(f"{_fmt(row[column], True)} [{_fmt(row['soft_ci_low'], True)}, "
+                                 f"{_fmt(row['soft_ci_high'], True)}]")
                 elif column == "rank":
                     cells.append(f"{'=' if row['tied'] else ''}{row['rank']}")
                 elif column in ("config_hash", "commit"):

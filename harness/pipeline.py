@@ -11,6 +11,7 @@ Layout of a run directory::
     judgments/<candidate>--vs--<baseline>[--<split>]/verdicts.jsonl, stats.json         (judge + statistics)
     metrics.jsonl                                                                       (MI per iteration)
     results.json  leaderboard/                                                          (rows with provenance)
+    timings.json                                                 (wall seconds per stage, one entry per invocation)
 """
 
 from __future__ import annotations
@@ -171,5 +172,13 @@ def run_pipeline(config: RunConfig) -> Path | None:
 
     publish_run(config, task, run_dir, scored, git_commit())
     timings["total"] = round(time.time() - started, 1)
-    write_json(run_dir / "timings.json", timings)
+    record_timings(run_dir, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), timings)
     return run_dir
+
+
+def record_timings(run_dir: Path, started_at: str, timings: dict[str, float]) -> None:
+    """Append this invocation's stage times to ``timings.json``, so the first (working) run's times survive the
+    reruns and resumes after it, and a rerun's cost can be compared with the original's."""
+    path = run_dir / "timings.json"
+    history = read_json(path)["invocations"] if path.is_file() else []
+    write_json(path, {"invocations": history + [{"started_at": started_at, "seconds": timings}]})

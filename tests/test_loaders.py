@@ -205,3 +205,24 @@ def test_fingerprint_changes_with_content():
     assert fingerprint(queries) == fingerprint(list(queries))
     changed = [queries[0].__class__(queries[0].id, queries[0].text + "!"), *queries[1:]]
     assert fingerprint(changed) != fingerprint(queries)
+
+
+def test_subset_selection_comes_before_the_limit():
+    """`data.subsets` picks queries first and the limit counts what it kept: 4 harmless queries, not 4 mixed
+    queries thinned to the harmless ones among them."""
+    task = get_task("dialogue")
+    harmless = [q for q in task.load_queries(DataConfig(eval_limit=None), "eval") if q.subset == "harmless-base"]
+    limited = task.load_queries(DataConfig(eval_limit=4, subsets=["harmless-base"]), "eval")
+    assert limited == harmless[:4]
+
+
+def test_hub_dialogue_evaluation_takes_the_first_queries_of_each_subset(monkeypatch):
+    """Paper: the first 250 test queries of each HH-RLHF subset; eval_limit counts per subset for the hub."""
+    from harness.loaders import Query
+    from harness.tasks import dialogue
+
+    rows = [Query(f"{subset}:{i}", f"request {i}", subset=subset)
+            for subset in ("helpful-base", "harmless-base") for i in range(5)]
+    monkeypatch.setattr(dialogue, "read_dialogue_hub", lambda subsets, split: rows if split == "test" else [])
+    chosen = get_task("dialogue").load_queries(DataConfig(source="hub", eval_limit=2), "eval")
+    assert [q.id for q in chosen] == ["helpful-base:0", "helpful-base:1", "harmless-base:0", "harmless-base:1"]

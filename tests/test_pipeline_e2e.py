@@ -134,3 +134,5 @@ def test_rerun_of_a_finished_run_does_no_model_work(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "load_causal_lm", no_model)
     monkeypatch.setattr("trainers.common.load_causal_lm", no_model)
     assert leaderboard(run_pipeline(config)) == first
+    first_run, rerun = json.loads((run_dir / "timings.json").read_text())["invocations"]
+    assert rerun["seconds"]["total"] < first_run["seconds"]["total"]

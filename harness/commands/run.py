@@ -39,13 +39,25 @@ def run(args) -> int:
 
 def print_summary(run_dir, seconds: float) -> None:
     results = read_json(run_dir / "results.json")
-    print(f"\nRun {run_dir} finished in {seconds:.0f} s.")
-    print(f"{'system':<16} {'vs':<10} {'split':<8} {'win rate [95% CI]':<24} {'n':>4} {'MI nats (self/base)':>20}")
+    invocations = read_json(run_dir / "timings.json")["invocations"]
+    earlier = "" if len(invocations) == 1 else \
+        f" (invocation {len(invocations)}; the first took {invocations[0]['seconds']['total']:.0f} s)"
+    print(f"\nRun {run_dir} finished in {seconds:.0f} s{earlier}.")
+    print(f"{'system':<16} {'vs':<10} {'split':<8} {'win rate [95% CI]':<22} {'soft [95% CI]':<22} {'n':>4} "
+          f"{'MI nats (self/base)':>20}")
     for row in results["rows"]:
-        ci = f"{100 * row['win_rate']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
+        hard = _with_ci(row["win_rate"], row["ci_low"], row["ci_high"])
+        soft = _with_ci(row["soft_win_rate"], row["soft_ci_low"], row["soft_ci_high"])
         mi = "/".join("–" if row[k] is None else f"{row[k]:.2f}" for k in ("mi_nats", "mi_nats_base_scorer"))
-        print(f"{row['system']:<16} {row['baseline']:<10} {row['principle_split']:<8} {ci:<24} {row['n']:>4} {mi:>20}")
+        print(f"{row['system']:<16} {row['baseline']:<10} {row['principle_split']:<8} {hard:<22} {soft:<22} "
+              f"{row['n']:>4} {mi:>20}")
     for note in results["notes"]:
         print(f"- {note}")
     print(f"Leaderboard: {run_dir / 'leaderboard' / 'leaderboard.md'}")
     print(PAPER_SCALE_HINT)
+
+
+def _with_ci(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}" + ("" if low is None else f" [{100 * low:.1f}, {100 * high:.1f}]")

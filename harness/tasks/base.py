@@ -1,4 +1,10 @@
-"""What a task is: a data source, a train/eval split, prompt templates, stop markers, filters, principles."""
+"""What a task is: a data source, a train/eval split, prompt templates, stop markers, filters, principles.
+
+A task's prompts differ only in their wording, so each task states its wording as class attributes and this
+class assembles the two prompt shapes the paper uses (SPEC section 2): the generation prompt (a system line, an
+example-format block with bracketed placeholders, then the real principles and query) and the shorter training
+prompt that SAMI's log-probabilities are scored under.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,15 @@ class Task:
     description: ClassVar[str]
     stop_strings: ClassVar[list[str]]
     default_filters: ClassVar[list[str]]
+    hub_eval_split: ClassVar[str] = "validation"
+
+    # Prompt wording. The base-format prompt ends "<query_label><query>\n\n<answer_label>".
+    generation_instruction: ClassVar[str]
+    example_format: ClassVar[str]
+    training_instruction: ClassVar[str]
+    chat_instruction: ClassVar[str]
+    query_label: ClassVar[str] = ""
+    answer_label: ClassVar[str]
     response_prefix: ClassVar[str] = ""
     response_noun: ClassVar[str] = "response"
 
@@ -33,18 +48,28 @@ class Task:
         raise NotImplementedError
 
     def load_queries(self, data: DataConfig, split: str) -> list[Query]:
-        """Queries of ``split`` ('train' or 'eval') from the configured source, limited as configured."""
+        """Queries of ``split`` ('train' or 'eval') from the configured source, selected and limited as configured."""
         if split not in ("train", "eval"):
             raise ValueError(split)
         if data.source == "hub":
-            queries = self.read_hub("train" if split == "train" else self.hub_eval_split, data)
+            if split == "eval":
+                return self.hub_eval_queries(data)
+            queries = self.read_hub("train", data)
         else:
             queries = self.read_demo() if data.source == "demo" else self.read_file(Path(data.source))
             queries = self.split_local(queries, split, data)
+        queries = self.select(queries, data)
         limit = data.train_limit if split == "train" else data.eval_limit
         return queries[:limit] if limit else queries
 
-    hub_eval_split: ClassVar[str] = "validation"
+    def hub_eval_queries(self, data: DataConfig) -> list[Query]:
+        """The hub's evaluation queries, limited as configured (a task may follow its paper's own rule)."""
+        queries = self.read_hub(self.hub_eval_split, data)
+        return queries[:data.eval_limit] if data.eval_limit else queries
+
+    def select(self, queries: list[Query], data: DataConfig) -> list[Query]:
+        """Keep the queries the data config asks for (before the limit applies); all of them by default."""
+        return queries
 
     def split_local(self, queries: list[Query], split: str, data: DataConfig) -> list[Query]:
         """Honour a declared split field; otherwise the first queries evaluate and the rest train."""
@@ -62,10 +87,22 @@ class Task:
         return load_principles(path or default_principles_path(self.name))
 
     def generation_prompt(self, query: Query, principles_text: str) -> Prompt:
-        raise NotImplementedError
+        """The prompt responses are sampled from (paper appendix: format-only example, then the real task)."""
+        base = (f"{self.generation_instruction}\n\n{self.example_format}\n\n### Your task\nPrinciples:\n"
+                f"{principles_text}\n\n{self._query_block(query)}")
+        return self._prompt(base, query, principles_text)
 
     def training_prompt(self, query: Query, principles_text: str) -> Prompt:
-        raise NotImplementedError
+        """The shorter prompt SAMI's log-probabilities are computed under (no example-format block)."""
+        base = f"{self.training_instruction}\n{principles_text}\n\n{self._query_block(query)}"
+        return self._prompt(base, query, principles_text)
+
+    def _query_block(self, query: Query) -> str:
+        return f"{self.query_label}{query.text}\n\n{self.answer_label}"
+
+    def _prompt(self, base_text: str, query: Query, principles_text: str) -> Prompt:
+        return Prompt(base_text=base_text, system=f"{self.chat_instruction}\n{principles_text}", user=query.text,
+                      response_prefix=self.response_prefix)
 
     @staticmethod
     def demo_path(file_name: str) -> Path:

@@ -6,15 +6,10 @@ from pathlib import Path
 
 from harness.config import DataConfig
 from harness.loaders import Query, read_dialogue_file, read_dialogue_hub
-from harness.prompts import Prompt
 from harness.tasks.base import Task
 
 DEFAULT_SUBSETS = ["helpful-base", "harmless-base"]
-GENERATION_SYSTEM = "System: Write the assistant's reply to the human, following the principles below."
-EXAMPLE_FORMAT = """### Example format
-Principles: [insert principles here]
-Human: [insert request here]
-Assistant: [insert reply here]"""
+PAPER_EVAL_QUERIES_PER_SUBSET = 250
 
 
 class DialogueTask(Task):
@@ -23,6 +18,16 @@ class DialogueTask(Task):
     stop_strings = ["###", "Human:", "\n\n\n"]
     default_filters = ["non_empty", "template_leak", "distinct", "sorry_refusal"]
     hub_eval_split = "test"
+
+    generation_instruction = "System: Write the assistant's reply to the human, following the principles below."
+    example_format = """### Example format
+Principles: [insert principles here]
+Human: [insert request here]
+Assistant: [insert reply here]"""
+    training_instruction = "System: The assistant follows these principles."
+    chat_instruction = "You are an AI assistant. Follow these principles:"
+    query_label = "Human: "
+    answer_label = "Assistant:"
 
     def read_demo(self) -> list[Query]:
         return read_dialogue_file(self.demo_path("dialogue.jsonl"))
@@ -33,31 +38,17 @@ class DialogueTask(Task):
     def read_hub(self, split: str, data: DataConfig) -> list[Query]:
         return read_dialogue_hub(data.subsets or DEFAULT_SUBSETS, split)
 
-    def load_queries(self, data: DataConfig, split: str) -> list[Query]:
-        queries = super().load_queries(data, split) if data.source != "hub" or split == "train" else \
-            self._first_per_subset(self.read_hub(self.hub_eval_split, data), data.eval_limit or 250)
-        if data.subsets:
-            queries = [q for q in queries if q.subset in data.subsets]
-        return queries
+    def select(self, queries: list[Query], data: DataConfig) -> list[Query]:
+        """Only the configured HH-RLHF subsets, when some are named."""
+        return [q for q in queries if q.subset in data.subsets] if data.subsets else queries
 
-    @staticmethod
-    def _first_per_subset(queries: list[Query], per_subset: int) -> list[Query]:
-        """Paper: the first 250 test queries of each subset."""
+    def hub_eval_queries(self, data: DataConfig) -> list[Query]:
+        """Paper: the first 250 test queries of EACH subset, so ``eval_limit`` counts per subset here."""
+        per_subset = data.eval_limit or PAPER_EVAL_QUERIES_PER_SUBSET
         counts: dict[str | None, int] = {}
         kept = []
-        for query in queries:
+        for query in self.read_hub(self.hub_eval_split, data):
             counts[query.subset] = counts.get(query.subset, 0) + 1
             if counts[query.subset] <= per_subset:
                 kept.append(query)
         return kept
-
-    def generation_prompt(self, query: Query, principles_text: str) -> Prompt:
-        base = (f"{GENERATION_SYSTEM}\n\n{EXAMPLE_FORMAT}\n\n### Your task\nPrinciples:\n{principles_text}\n\n"
-                f"Human: {query.text}\n\nAssistant:")
-        return Prompt(base_text=base, system=f"You are an AI assistant. Follow these principles:\n{principles_text}",
-                      user=query.text)
-
-    def training_prompt(self, query: Query, principles_text: str) -> Prompt:
-        base = f"System: The assistant follows these principles.\n{principles_text}\n\nHuman: {query.text}\n\nAssistant:"
-        return Prompt(base_text=base, system=f"You are an AI assistant. Follow these principles:\n{principles_text}",
-                      user=query.text)

@@ -6,14 +6,7 @@ from pathlib import Path
 
 from harness.config import DataConfig
 from harness.loaders import Query, read_tldr_file, read_tldr_hub
-from harness.prompts import Prompt
 from harness.tasks.base import Task
-
-GENERATION_SYSTEM = "System: Write a summary of the post that follows the principles below."
-EXAMPLE_FORMAT = """### Example format
-Principles: [insert principles here]
-Post: [insert post here]
-Summary: [insert summary here]"""
 
 
 class TldrTask(Task):
@@ -21,6 +14,15 @@ class TldrTask(Task):
     description = "Reddit TL;DR summarization: summarize a post under concise/comprehensive principles"
     stop_strings = ["###", "\n\n", "Human:", "POST:"]
     default_filters = ["non_empty", "template_leak", "distinct", "full_stop"]
+
+    generation_instruction = "System: Write a summary of the post that follows the principles below."
+    example_format = """### Example format
+Principles: [insert principles here]
+Post: [insert post here]
+Summary: [insert summary here]"""
+    training_instruction = "System: Summarize the post following these principles."
+    chat_instruction = "Summarize the Reddit post. Follow these principles:"
+    answer_label = "Summary:"
     response_prefix = "The post"
     response_noun = "summary"
 
@@ -32,14 +34,3 @@ class TldrTask(Task):
 
     def read_hub(self, split: str, data: DataConfig) -> list[Query]:
         return read_tldr_hub(split)
-
-    def generation_prompt(self, query: Query, principles_text: str) -> Prompt:
-        base = (f"{GENERATION_SYSTEM}\n\n{EXAMPLE_FORMAT}\n\n### Your task\nPrinciples:\n{principles_text}\n\n"
-                f"{query.text}\n\nSummary:")
-        return Prompt(base_text=base, system=f"Summarize the Reddit post. Follow these principles:\n{principles_text}",
-                      user=query.text, response_prefix=self.response_prefix)
-
-    def training_prompt(self, query: Query, principles_text: str) -> Prompt:
-        base = f"System: Summarize the post following these principles.\n{principles_text}\n\n{query.text}\n\nSummary:"
-        return Prompt(base_text=base, system=f"Summarize the Reddit post. Follow these principles:\n{principles_text}",
-                      user=query.text, response_prefix=self.response_prefix)
