@@ -48,15 +48,40 @@ def encode_pairs(tokenizer, contexts: list[str], continuations: list[str], max_c
     return EncodedBatch(input_ids, attention, response)
 
 
+def response_window(batch: EncodedBatch) -> int:
+    """How many trailing positions need logits: from the position before the earliest first response token of
+    any row to the end (rows are right-padded). Only those positions predict response tokens, so the LM head
+    and the log-softmax over the vocabulary skip every other context position (``logits_to_keep``)."""
+    width = batch.input_ids.shape[1]
+    has_response = batch.response_mask.any(dim=1)
+    if not bool(has_response.any()):
+        return width
+    first_response = batch.response_mask[has_response].float().argmax(dim=1).min().item()
+    return min(width, width - int(first_response) + 1)
+
+
+def window_logits(model, batch: EncodedBatch, keep: int) -> torch.Tensor:
+    """Logits at the last ``keep`` positions but the final one, i.e. the predictions of the last ``keep - 1``
+    tokens (``window_targets``)."""
+    device = next(model.parameters()).device
+    output = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
+                   logits_to_keep=keep)
+    return output.logits[:, :-1, :]
+
+
+def window_targets(batch: EncodedBatch, keep: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, response mask) of the last ``keep - 1`` positions, aligned with ``window_logits``."""
+    start = batch.input_ids.shape[1] - keep + 1
+    return batch.input_ids[:, start:].to(device), batch.response_mask[:, start:].to(device)
+
+
 def response_logprobs(model, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed log-prob, response token count) per row; differentiable."""
-    device = next(model.parameters()).device
-    input_ids = batch.input_ids.to(device)
-    attention = batch.attention_mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1, :].float()
-    targets = input_ids[:, 1:]
+    keep = response_window(batch)
+    logits = window_logits(model, batch, keep).float()
+    targets, mask = window_targets(batch, keep, logits.device)
     token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    mask = batch.response_mask[:, 1:].to(device).to(token_logprobs.dtype)
+    mask = mask.to(token_logprobs.dtype)
     return (token_logprobs * mask).sum(-1), mask.sum(-1)
 
 

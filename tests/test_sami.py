@@ -16,7 +16,7 @@ import torch
 
 from tiny_models import build_tiny_model, synthetic_groups, tiny_config  # noqa: I001
 
-from harness.logprobs import encode_pairs
+from harness.logprobs import encode_pairs, response_logprobs, response_window
 from harness.tasks import get_task
 from trainers.base import TrainingJob
 from trainers.sami import (SamiBatcher, diagonal_gap, infonce_estimate, logprob_matrix, optimizer_step,
@@ -127,6 +127,28 @@ def test_matrix_layout_and_masking(tiny_dir):
     assert torch.allclose(summed[0] / counts, alone[0], atol=1e-5)
     # 5. a different prompt (other constitution) changes the row, not the padding
     assert not torch.allclose(alone[0][0], alone[0][1])
+
+
+def test_windowed_logprobs_equal_the_full_logits_computation(tiny_dir):
+    """Only the positions that predict response tokens get logits (``logits_to_keep``); the log-probs, and their
+    gradients, equal the naive computation over every position, for contexts of different lengths and an
+    empty response."""
+    model, tokenizer = load(tiny_dir)
+    contexts = ["a b c d e f g h i j k l", "a b", "a b c d e"]
+    continuations = [" one two", " three four five six", ""]
+    batch = encode_pairs(tokenizer, contexts, continuations)
+    assert response_window(batch) < batch.input_ids.shape[1]  # the long context's prefix is skipped
+
+    total, count = response_logprobs(model, batch)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+    full = torch.log_softmax(logits, -1).gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    naive = (full * batch.response_mask[:, 1:]).sum(-1)
+    assert torch.allclose(total, naive, atol=1e-5)
+    assert count.tolist() == batch.response_mask.sum(-1).tolist() and count[2] == 0
+
+    windowed_grad = torch.autograd.grad(total.sum(), model.lm_head.weight)[0]
+    naive_grad = torch.autograd.grad(naive.sum(), model.lm_head.weight)[0]
+    assert torch.allclose(windowed_grad, naive_grad, atol=1e-5)
 
 
 # --- gradient accumulation ------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, response_logprobs
+from harness.logprobs import EncodedBatch, response_logprobs, response_window, window_logits, window_targets
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
@@ -134,23 +134,24 @@ def token_kl(logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tens
 
 
 def logprob_matrix(model, batch: EncodedBatch, n_queries: int, n_constitutions: int, summed: bool = False,
-                   reference: Callable[[EncodedBatch], torch.Tensor] | None = None
+                   reference: Callable[[EncodedBatch, int], torch.Tensor] | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The (B, C, C) log-prob matrix of ``batch`` (encoded in ``scoring_pairs`` order), and with ``reference``
-    (a function returning the base model's logits) the per-query mean response-token KL to the base model."""
+    (a function returning the base model's ``window_logits``) the per-query mean response-token KL to the base
+    model."""
     C = n_constitutions
     if reference is None:
         total, count = response_logprobs(model, batch)
         kl = None
     else:
-        device = next(model.parameters()).device
-        input_ids, attention = batch.input_ids.to(device), batch.attention_mask.to(device)
-        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1, :]
-        token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        mask = batch.response_mask[:, 1:].to(device).to(token_logprobs.dtype)
+        keep = response_window(batch)
+        logits = window_logits(model, batch, keep)
+        targets, mask = window_targets(batch, keep, logits.device)
+        token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        mask = mask.to(token_logprobs.dtype)
         total, count = (token_logprobs * mask).sum(-1), mask.sum(-1)
         with torch.no_grad():
-            reference_logits = reference(batch)[:, :-1, :]
+            reference_logits = reference(batch, keep)
         per_token = token_kl(logits, reference_logits)
         kl_sum = (per_token * mask).view(n_queries, C * C, -1).sum((-1, -2))
         kl = kl_sum / mask.view(n_queries, C * C, -1).sum((-1, -2)).clamp(min=1)
@@ -189,7 +190,7 @@ class SamiBatcher(GroupEncoder):
 
 def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_groups: list[QueryGroup],
                    micro_batch_queries: int, global_queries: int, summed: bool = False, kl_beta: float = 0.0,
-                   reference: Callable[[EncodedBatch], torch.Tensor] | None = None,
+                   reference: Callable[[EncodedBatch, int], torch.Tensor] | None = None,
                    max_grad_norm: float | None = None) -> StepStats:
     """One optimizer step over this process's share of the step's queries, accumulated over micro-batches.
 
@@ -263,12 +264,11 @@ def train(job: TrainingJob) -> Path:
     if reference_model is not None:
         reference_model.to(accelerator.device)
 
-    def reference(batch: EncodedBatch) -> torch.Tensor:
-        ids, mask = batch.input_ids.to(accelerator.device), batch.attention_mask.to(accelerator.device)
+    def reference(batch: EncodedBatch, keep: int) -> torch.Tensor:
         if reference_model is not None:
-            return reference_model(input_ids=ids, attention_mask=mask).logits
+            return window_logits(reference_model, batch, keep)
         with accelerator.unwrap_model(model).disable_adapter():  # LoRA: the adapter-free model is the base
-            return model(input_ids=ids, attention_mask=mask).logits
+            return window_logits(model, batch, keep)
 
     batcher = SamiBatcher(job.task, tokenizer, resolve_format(config.model.prompt_format, tokenizer),
                           config.model.principles_in == "system", train_config.max_prompt_tokens,
