@@ -1,9 +1,13 @@
-"""Throughput of response log-prob scoring (the MI metric's C x C matrices, DPO's reference pass) with logits
-only at the response window vs logits at every position, on the same padded batch, without gradients.
+"""Throughput of response log-prob scoring without gradients on the MI metric's C x C layout (each context
+met by C responses), three ways over the same pairs:
 
-``harness.logprobs.response_logprobs`` asks the model for ``logits_to_keep`` trailing positions: those from the
-token before the earliest response token to the end. The baseline computes the LM head and log-softmax over every
-position (what a plain ``model(...).logits`` does). Runs alternate after a warm-up; medians are compared.
+- logits at every position (a plain ``model(...).logits`` over the padded batch): the baseline;
+- logits at the response window only (``harness.logprobs.response_logprobs``: ``logits_to_keep`` trailing
+  positions, the path SAMI and DPO train through);
+- each distinct context run once and its cache shared by its C responses
+  (``harness.logprobs.shared_context_logprobs``, what the ``hf`` backend's ``score`` does).
+
+Runs alternate after a warm-up; medians are compared, and the largest difference from the baseline is printed.
 
     OMP_NUM_THREADS=2 python benchmarks/scoring.py                      # tiny random llama (seconds)
     OMP_NUM_THREADS=2 python benchmarks/scoring.py --model embedded     # SmolLM2-135M (a minute)
@@ -37,12 +41,12 @@ def main(argv=None) -> int:
     import torch
 
     from harness.config import ModelConfig
-    from harness.logprobs import response_logprobs
+    from harness.logprobs import response_logprobs, shared_context_logprobs
     from harness.models import load_causal_lm, load_tokenizer, resolve_model
     from harness.prompts import resolve_format
     from harness.tasks import get_task
     from sami_step import build_groups
-    from trainers.sami import SamiBatcher
+    from trainers.sami import SamiBatcher, scoring_pairs
 
     if "OMP_NUM_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -60,9 +64,10 @@ def main(argv=None) -> int:
     model = load_causal_lm(resolved, model_config).eval()
     task = get_task("tldr")
     groups = build_groups(task, args.queries, args.constitutions, args.response_words)
-    batcher = SamiBatcher(task, tokenizer, resolve_format(model_config.prompt_format, tokenizer),
-                          max_prompt_tokens=1024, max_response_tokens=512)
+    prompt_format = resolve_format(model_config.prompt_format, tokenizer)
+    batcher = SamiBatcher(task, tokenizer, prompt_format, max_prompt_tokens=1024, max_response_tokens=1024)
     batch = batcher.encode(groups)
+    contexts, continuations = scoring_pairs(task, groups, tokenizer, prompt_format)
     tokens = int(batch.attention_mask.sum())
 
     def full_logits() -> torch.Tensor:
@@ -73,25 +78,30 @@ def main(argv=None) -> int:
     def windowed() -> torch.Tensor:
         return response_logprobs(model, batch)[0]
 
+    def shared() -> torch.Tensor:
+        return shared_context_logprobs(model, tokenizer, contexts, continuations)[0]
+
     def timed(score) -> tuple[float, torch.Tensor]:
         started = time.perf_counter()
         with torch.no_grad():
             result = score()
         return time.perf_counter() - started, result
 
-    _, reference = timed(full_logits)
-    _, candidate = timed(windowed)
-    full_times, window_times = [], []
+    ways = {"logits at every position": full_logits, "logits at the response window": windowed,
+            "context shared by its responses": shared}
+    results = {name: timed(score)[1] for name, score in ways.items()}  # warm-up, and the values compared
+    times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(args.repeats):
-        full_times.append(timed(full_logits)[0])
-        window_times.append(timed(windowed)[0])
-    full_s, window_s = statistics.median(full_times), statistics.median(window_times)
-    print(f"model: {resolved.identity.get('name')}  threads: {torch.get_num_threads()}  sequences: "
-          f"{batch.input_ids.shape[0]}  tokens: {tokens} (padded {batch.input_ids.numel()})  "
-          f"max |difference|: {(reference - candidate).abs().max().item():.2e} nats")
-    print(f"logits at every position: {full_s:8.3f} s  {tokens / full_s:10.1f} tokens/s")
-    print(f"logits at the response:   {window_s:8.3f} s  {tokens / window_s:10.1f} tokens/s")
-    print(f"speed-up: {full_s / window_s:.2f}x")
+        for name, score in ways.items():
+            times[name].append(timed(score)[0])
+    print(f"model: {resolved.identity.get('name')}  threads: {torch.get_num_threads()}  C: {args.constitutions}  "
+          f"sequences: {batch.input_ids.shape[0]}  tokens: {tokens} (padded {batch.input_ids.numel()})")
+    baseline_s = statistics.median(times["logits at every position"])
+    for name in ways:
+        seconds = statistics.median(times[name])
+        difference = (results[name] - results["logits at every position"]).abs().max().item()
+        print(f"{name:<33} {seconds:8.3f} s  {tokens / seconds:8.1f} tokens/s  speed-up {baseline_s / seconds:5.2f}x  "
+              f"max |difference| {difference:.1e} nats")
     if folder is not None:
         folder.cleanup()
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from harness.backends import backends, create_backend
 from harness.cache import ContentCache
@@ -290,6 +291,22 @@ def test_hf_score_matches_manual_log_softmax(tiny_model):
     # the prompt is masked: only the continuation's tokens count, whatever the context length
     longer = backend.score(["Some other, much longer context " * 4 + "Hello there"], [" general"])[0]
     assert longer["tokens"] == scores[0]["tokens"] and longer["sum"] != pytest.approx(scores[0]["sum"], abs=1e-6)
+
+
+def test_hf_score_shares_each_context_across_its_continuations(tiny_model):
+    """The C x C layout (each context met by several continuations, contexts of different lengths, an empty
+    continuation, more distinct contexts than one batch holds) scores as every pair on its own does."""
+    from harness.logprobs import encode_pairs, response_logprobs
+
+    backend = hf(tiny_model, batch_size=2)
+    short, long, mid = "x", "A much longer context about a Reddit post and its many details", "Hello there"
+    contexts = [short, short, long, long, mid, mid, short]
+    continuations = [" y z", " general", " The post asks for advice about rent.", " y z", " general", "", " w"]
+    scores = backend.score(contexts, continuations)
+    with torch.no_grad():
+        total, count = response_logprobs(backend.model, encode_pairs(backend.tokenizer, contexts, continuations))
+    assert [s["tokens"] for s in scores] == count.tolist() and scores[5]["tokens"] == 0
+    assert [s["sum"] for s in scores] == pytest.approx(total.tolist(), abs=1e-4)
 
 
 def test_hf_fully_cached_request_never_loads_the_model(tiny_model, tmp_path):

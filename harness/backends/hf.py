@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from harness.backends.base import LocalModelBackend
 from harness.hashing import derived_seed
-from harness.logprobs import encode_context, encode_pairs, response_logprobs
+from harness.logprobs import encode_context, shared_context_logprobs
 from harness.prompts import Prompt
 
 
@@ -45,13 +45,15 @@ class HFBackend(LocalModelBackend):
 
     @torch.no_grad()
     def score(self, contexts: list[str], continuations: list[str]) -> list[dict]:
-        """Per-sequence response log-probs: ``{"sum", "mean", "tokens"}``, batched and length-sorted."""
-        order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]) + len(continuations[i]))
+        """Per-sequence response log-probs: ``{"sum", "mean", "tokens"}``; up to ``batch_size`` distinct contexts
+        per forward pass, each run once for all of its continuations (``shared_context_logprobs``)."""
+        unique = list(dict.fromkeys(contexts))
         results: dict[int, dict] = {}
-        for start in range(0, len(order), self.generation_config.batch_size):
-            chunk = order[start:start + self.generation_config.batch_size]
-            batch = encode_pairs(self.tokenizer, [contexts[i] for i in chunk], [continuations[i] for i in chunk])
-            total, count = response_logprobs(self.model, batch)
+        for start in range(0, len(unique), self.generation_config.batch_size):
+            chunk_contexts = set(unique[start:start + self.generation_config.batch_size])
+            chunk = [i for i, context in enumerate(contexts) if context in chunk_contexts]
+            total, count = shared_context_logprobs(self.model, self.tokenizer, [contexts[i] for i in chunk],
+                                                   [continuations[i] for i in chunk])
             for row, index in enumerate(chunk):
                 tokens = int(count[row])
                 results[index] = {"sum": float(total[row]), "mean": float(total[row]) / max(tokens, 1), "tokens": tokens}
