@@ -17,34 +17,10 @@ both equally; the medians are compared. Target: SAMI / plain tokens/s >= 0.9.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def build_groups(task, n_queries: int, C: int, response_words: int):
-    """Demo TL;DR posts under sampled constitutions, with fixed synthetic responses of a realistic length."""
-    import random
-
-    from harness.config import DataConfig
-    from harness.generation import QueryGroup
-    from harness.principles import ConstitutionSampler
-
-    queries = task.load_queries(DataConfig(), "train")[:n_queries]
-    sampler = ConstitutionSampler(task.principles(), C)
-    groups = []
-    for k, query in enumerate(queries):
-        words = query.text.split("POST:", 1)[-1].split()
-        responses = [" ".join(["The post"] + words[j * 7:j * 7 + response_words]) + "." for j in range(C)]
-        groups.append(QueryGroup(query, sampler.sample(random.Random(k)), responses))
-    return groups
+from common import benchmark_model, build_groups
 
 
 def main(argv=None) -> int:
@@ -57,29 +33,20 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed steps of each kind (after one warm-up each)")
     args = parser.parse_args(argv)
 
+    with benchmark_model(args.model) as loaded:
+        compare(args, *loaded)
+    return 0
+
+
+def compare(args, model_config, resolved, tokenizer, model) -> None:
     import torch
 
-    from harness.config import ModelConfig, TrainConfig
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from harness.config import TrainConfig
     from harness.prompts import resolve_format
     from harness.tasks import get_task
     from trainers.common import make_accelerator, micro_batches
     from trainers.sami import SamiBatcher, optimizer_step
 
-    if "OMP_NUM_THREADS" in os.environ:
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    folder = None
-    if args.model == "tiny":
-        sys.path.insert(0, str(REPO / "tests"))
-        from tiny_models import build_tiny_model
-
-        folder = tempfile.TemporaryDirectory()
-        model_config = ModelConfig(name=str(build_tiny_model(Path(folder.name) / "tiny", hidden=64)), prompt_format="base")
-    else:
-        model_config = ModelConfig(name=args.model)
-    resolved = resolve_model(model_config)
-    tokenizer = load_tokenizer(resolved, model_config)
-    model = load_causal_lm(resolved, model_config)
     task = get_task("tldr")
     groups = build_groups(task, args.queries, args.constitutions, args.response_words)
     train = TrainConfig(queries_per_step=args.queries, micro_batch_queries=args.micro, learning_rate=1e-6,
@@ -123,9 +90,6 @@ def main(argv=None) -> int:
     print(f"SAMI step:            {sami_s:8.3f} s  {tokens / sami_s:10.1f} tokens/s   (runs: "
           f"{', '.join(f'{t:.3f}' for t in sami_times)})")
     print(f"ratio SAMI/plain tokens/s: {plain_s / sami_s:.3f}  (target >= 0.9)")
-    if folder is not None:
-        folder.cleanup()
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,17 +16,10 @@ Runs alternate after a warm-up; medians are compared, and the largest difference
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import benchmark_model, build_groups
 
 
 def main(argv=None) -> int:
@@ -38,30 +31,20 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
+    with benchmark_model(args.model) as loaded:
+        compare(args, *loaded)
+    return 0
+
+
+def compare(args, model_config, resolved, tokenizer, model) -> None:
     import torch
 
-    from harness.config import ModelConfig
     from harness.logprobs import response_logprobs, shared_context_logprobs
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
     from harness.prompts import resolve_format
     from harness.tasks import get_task
-    from sami_step import build_groups
     from trainers.sami import SamiBatcher, scoring_pairs
 
-    if "OMP_NUM_THREADS" in os.environ:
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    folder = None
-    if args.model == "tiny":
-        sys.path.insert(0, str(REPO / "tests"))
-        from tiny_models import build_tiny_model
-
-        folder = tempfile.TemporaryDirectory()
-        model_config = ModelConfig(name=str(build_tiny_model(Path(folder.name) / "tiny", hidden=64)), prompt_format="base")
-    else:
-        model_config = ModelConfig(name=args.model)
-    resolved = resolve_model(model_config)
-    tokenizer = load_tokenizer(resolved, model_config)
-    model = load_causal_lm(resolved, model_config).eval()
+    model.eval()
     task = get_task("tldr")
     groups = build_groups(task, args.queries, args.constitutions, args.response_words)
     prompt_format = resolve_format(model_config.prompt_format, tokenizer)
@@ -102,9 +85,6 @@ def main(argv=None) -> int:
         difference = (results[name] - results["logits at every position"]).abs().max().item()
         print(f"{name:<33} {seconds:8.3f} s  {tokens / seconds:8.1f} tokens/s  speed-up {baseline_s / seconds:5.2f}x  "
               f"max |difference| {difference:.1e} nats")
-    if folder is not None:
-        folder.cleanup()
-    return 0
 
 
 if __name__ == "__main__":
