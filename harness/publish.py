@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.artifacts import atomic_write_text, read_jsonl, write_json
 from harness.config import RunConfig
+from harness.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME
 from harness.hashing import file_hash
 from harness.leaderboard import RESULTS_FILE, rank_rows, to_csv, to_json, to_markdown
 from harness.plots import plot_lengths, plot_mutual_information, plot_win_rates
@@ -114,12 +115,19 @@ def publish_run(config: RunConfig, task: Task, run_dir: Path, scored: list, comm
     return rows
 
 
+def plain_model_name(name: str) -> str:
+    """A model name a reader of a leaderboard can look up: the embedded default is spelled out."""
+    return f"`{name}` ({EMBEDDED_MODEL_ID})" if name == EMBEDDED_NAME else f"`{name}`"
+
+
 def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
+    from harness.judge.config import load_judge
     from harness.stats import resolution_note
 
     n = min((r["n"] for r in rows), default=0)
-    notes = [f"Model: `{config.model.name}`; judge: `{config.eval.judge}` ({config.eval.protocol} protocol); "
-             f"data: `{config.data.source}`.",
+    judge = load_judge(config.eval.judge)
+    notes = [f"Model: {plain_model_name(config.model.name)}; judge: `{judge.name}` with model "
+             f"{plain_model_name(judge.config.model)} ({config.eval.protocol} protocol); data: `{config.data.source}`.",
              f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
              "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
              "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)." if config.eval.mutual_information
