@@ -117,7 +117,7 @@ def publish_run(config: RunConfig, task: Task, run_dir: Path, scored: list, comm
 
 def plain_model_name(name: str) -> str:
     """A model name a reader of a leaderboard can look up: the embedded default is spelled out."""
-    return f"`{name}` ({EMBEDDED_MODEL_ID})" if name == EMBEDDED_NAME else f"`{name}`"
+    return f"`{name}` = {EMBEDDED_MODEL_ID}" if name == EMBEDDED_NAME else f"`{name}`"
 
 
 def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
@@ -126,8 +126,8 @@ def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
 
     n = min((r["n"] for r in rows), default=0)
     judge = load_judge(config.eval.judge)
-    notes = [f"Model: {plain_model_name(config.model.name)}; judge: `{judge.name}` with model "
-             f"{plain_model_name(judge.config.model)} ({config.eval.protocol} protocol); data: `{config.data.source}`.",
+    notes = [f"Model: {plain_model_name(config.model.name)}. Judge: `{judge.name}` ({config.eval.protocol} protocol) "
+             f"with model {plain_model_name(judge.config.model)}. Data: `{config.data.source}`.",
              f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
              "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
              "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)." if config.eval.mutual_information

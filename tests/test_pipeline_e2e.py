@@ -111,7 +111,7 @@ def test_killed_and_resumed_run_publishes_the_same_leaderboard(tmp_path):
         assert 0 <= row["ci_low"] <= row["win_rate"] <= row["ci_high"] <= 1
         assert row["config_hash"] and row["judge_hash"] and row["verdicts_sha"] and row["responses_sha"]
     markdown = (run_dir / "leaderboard" / "leaderboard.md").read_text()
-    assert "judge: `tiny-local` with model `" in markdown  # which judge, and which model behind it
+    assert "Judge: `tiny-local` (robust protocol) with model `" in markdown  # which judge, and which model behind it
     assert list((run_dir / "leaderboard").glob("*.png"))
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {(m["iteration"], m["scorer"]) for m in metrics} >= {(0, "policy"), (1, "base"), (2, "policy")}
