@@ -54,7 +54,7 @@ COLUMNS = [
     ("protocol", "statistics protocol (robust or sami-paper)"),
     ("run_id", "run directory name"),
     ("config_hash", "hash of the run's effective config"),
-    ("commit", "harness git commit of the run"),
+    ("commit", "harness git commit that published the row (each stage's done.json names the commit that ran it)"),
     ("responses_sha", "hash of the candidate's responses.jsonl"),
     ("verdicts_sha", "hash of the verdicts.jsonl behind the row"),
     ("checkpoint_hash", "hash of the candidate checkpoint's weights (null for prompted baselines)"),

@@ -1,7 +1,9 @@
 """Idempotent stages: a stage is done when its marker exists and records the hash of the same inputs.
 
 The marker is written atomically and last, after every artifact of the stage, so a run killed at any point
-(even ``kill -9``) either sees a finished stage or redoes it; changed inputs make the marker stale.
+(even ``kill -9``) either sees a finished stage or redoes it; changed inputs make the marker stale. It records
+the harness commit that ran the stage: a run resumed or republished by a later commit keeps, per stage, the
+code that produced each artifact.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ class Stage:
         return read_json(self.marker)
 
     def finish(self, **summary: Any) -> dict:
+        from harness.provenance import git_commit
+
         record = {"stage": self.name, "inputs_hash": self.inputs_hash,
-                  "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **summary}
+                  "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
+                  **summary}
         write_json(self.marker, record)
         return record

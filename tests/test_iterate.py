@@ -15,6 +15,7 @@ import trainers.sami as sami
 from harness.artifacts import read_json, read_jsonl
 from harness.cache import ContentCache
 from harness.iterate import checkpoint_dir, iteration_dir, run_expert_iteration
+from harness.provenance import git_commit
 
 torch.set_num_threads(1)
 
@@ -86,7 +87,8 @@ def test_layout_restart_from_base_and_skip_on_rerun(tiny_dir, tmp_path, spy):
         assert all(len(r["responses"]) == len(r["constitutions"]) == 2 for r in rows)
         data_manifest = read_json(folder / "data_manifest.json")
         assert data_manifest["dropped"] == {"non_empty": 0} and data_manifest["kept"] == len(rows) == 3
-        assert (folder / "sami" / "telemetry.jsonl").is_file() and (folder / "sami" / "done.json").is_file()
+        assert (folder / "sami" / "telemetry.jsonl").is_file()
+        assert read_json(folder / "sami" / "done.json")["commit"] == git_commit()  # the code that trained it
         assert (checkpoint_dir(run_dir, t, "sami") / "model.safetensors").is_file()
     # iteration 2 generated with iteration 1's checkpoint...
     generator = read_json(iteration_dir(run_dir, 2) / "data_manifest.json")["generator"]["name"]
