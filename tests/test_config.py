@@ -98,11 +98,14 @@ def test_bad_yaml_reports_line(tmp_path):
     assert info.value.field.startswith("line ")
 
 
-def test_shipped_paper_configs_validate():
+def test_shipped_paper_configs_validate_and_cover_every_task():
     from helpers import REPO
 
-    configs = sorted((REPO / "configs").rglob("*.yaml")) if (REPO / "configs").is_dir() else []
-    if not configs:
-        pytest.skip("no configs/ folder shipped yet")
-    for path in configs:
+    from harness.commands.run import PAPER_CONFIGS
+    from harness.tasks import tasks
+
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
         load_config(path)
+    assert set(PAPER_CONFIGS) == set(tasks.names())  # the end-of-run hint names each task's paper config
+    for task, relative in PAPER_CONFIGS.items():
+        assert load_config(REPO / relative).task == task

@@ -7,8 +7,8 @@ import time
 from harness.artifacts import read_json
 from harness.commands.common import add_config_arguments, config_from_args, limit_threads
 
-PAPER_SCALE_HINT = ("Paper scale: harness run --config configs/paper/tldr-mistral7b.yaml on GPUs "
-                    "(see README, 'Scaling up').")
+PAPER_CONFIGS = {"tldr": "configs/paper/tldr-mistral7b.yaml", "dialogue": "configs/paper/dialogue-mistral7b.yaml",
+                 "heldout": "configs/paper/heldout-llama3-70b.yaml"}
 
 
 def register(subparsers) -> None:
@@ -33,11 +33,11 @@ def run(args) -> int:
     started = time.time()
     run_dir = run_pipeline(config)
     if run_dir is not None:
-        print_summary(run_dir, time.time() - started)
+        print_summary(run_dir, time.time() - started, config.task)
     return 0
 
 
-def print_summary(run_dir, seconds: float) -> None:
+def print_summary(run_dir, seconds: float, task: str) -> None:
     results = read_json(run_dir / "results.json")
     invocations = read_json(run_dir / "timings.json")["invocations"]
     earlier = "" if len(invocations) == 1 else \
@@ -54,7 +54,8 @@ def print_summary(run_dir, seconds: float) -> None:
     for note in results["notes"]:
         print(f"- {note}")
     print(f"Leaderboard: {run_dir / 'leaderboard' / 'leaderboard.md'}")
-    print(PAPER_SCALE_HINT)
+    paper_config = PAPER_CONFIGS.get(task, PAPER_CONFIGS["tldr"])
+    print(f"Paper scale: harness run --config {paper_config} on GPUs (see README, 'Scaling up').")
 
 
 def _with_ci(value: float | None, low: float | None, high: float | None) -> str:
