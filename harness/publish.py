@@ -127,7 +127,9 @@ def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
     n = min((r["n"] for r in rows), default=0)
     judge = load_judge(config.eval.judge)
     notes = [f"Model: {plain_model_name(config.model.name)}. Judge: `{judge.name}` ({config.eval.protocol} protocol) "
-             f"with model {plain_model_name(judge.config.model)}. Data: `{config.data.source}`.",
+             f"with model {plain_model_name(judge.config.model)}. Data: `{config.data.source}`"
+             + (" (team-written demo queries shipped in harness/data/demo, not a public dataset)."
+                if config.data.source == "demo" else "."),
              f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
              "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
              "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)." if config.eval.mutual_information
