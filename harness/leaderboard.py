@@ -101,6 +101,10 @@ def _fmt(value, percent: bool = False) -> str:
     return str(value)
 
 
+def _interval(low, high) -> str:
+    return f"[{_fmt(low, True)}, {_fmt(high, True)}]"
+
+
 PERCENT_COLUMNS = {"win_rate", "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate",
                    "position_consistency", "first_position_preference"}
 
@@ -121,10 +125,9 @@ def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, pl
             cells = []
             for column in MARKDOWN_COLUMNS:
                 if column == "ci":
-                    cells.append(f"[{_fmt(row['ci_low'], True)}, {_fmt(row['ci_high'], True)}] {row['ci_method'] or ''}")
+                    cells.append(f"{_interval(row['ci_low'], row['ci_high'])} {row['ci_method'] or ''}")
                 elif column == "soft_win_rate" and row["soft_ci_low"] is not None:
-                    cells.append(f"{_fmt(row[column], True)} [{_fmt(row['soft_ci_low'], True)}, "
-                                 f"{_fmt(row['soft_ci_high'], True)}]")
+                    cells.append(f"{_fmt(row[column], True)} {_interval(row['soft_ci_low'], row['soft_ci_high'])}")
                 elif column == "rank":
                     cells.append(f"{'=' if row['tied'] else ''}{row['rank']}")
                 elif column in ("config_hash", "commit"):

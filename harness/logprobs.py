@@ -78,13 +78,19 @@ def window_targets(batch: EncodedBatch, keep: int, device) -> tuple[torch.Tensor
     return batch.input_ids[:, start:].to(device), batch.response_mask[:, start:].to(device)
 
 
+def window_token_logprobs(model, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """(logits, token log-probs, response mask, ``keep``) over the response window (``response_window``); the
+    logits are returned for callers that need more than the log-probs (SAMI's KL to the base model)."""
+    keep = response_window(batch)
+    logits = window_logits(model, batch, keep)
+    targets, mask = window_targets(batch, keep, logits.device)
+    token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return logits, token_logprobs, mask.to(token_logprobs.dtype), keep
+
+
 def response_logprobs(model, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed log-prob, response token count) per row; differentiable."""
-    keep = response_window(batch)
-    logits = window_logits(model, batch, keep).float()
-    targets, mask = window_targets(batch, keep, logits.device)
-    token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    mask = mask.to(token_logprobs.dtype)
+    _, token_logprobs, mask, _ = window_token_logprobs(model, batch)
     return (token_logprobs * mask).sum(-1), mask.sum(-1)
 
 

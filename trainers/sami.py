@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, response_logprobs, response_window, window_logits, window_targets
+from harness.logprobs import EncodedBatch, response_logprobs, window_logits, window_token_logprobs
 from harness.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
@@ -144,11 +144,7 @@ def logprob_matrix(model, batch: EncodedBatch, n_queries: int, n_constitutions: 
         total, count = response_logprobs(model, batch)
         kl = None
     else:
-        keep = response_window(batch)
-        logits = window_logits(model, batch, keep)
-        targets, mask = window_targets(batch, keep, logits.device)
-        token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        mask = mask.to(token_logprobs.dtype)
+        logits, token_logprobs, mask, keep = window_token_logprobs(model, batch)
         total, count = (token_logprobs * mask).sum(-1), mask.sum(-1)
         with torch.no_grad():
             reference_logits = reference(batch, keep)

@@ -54,8 +54,7 @@ def print_summary(run_dir, seconds: float, task: str) -> None:
     for note in results["notes"]:
         print(f"- {note}")
     print(f"Leaderboard: {run_dir / 'leaderboard' / 'leaderboard.md'}")
-    paper_config = PAPER_CONFIGS.get(task, PAPER_CONFIGS["tldr"])
-    print(f"Paper scale: harness run --config {paper_config} on GPUs (see README, 'Scaling up').")
+    print(f"Paper scale: harness run --config {PAPER_CONFIGS[task]} on GPUs (see README, 'Scaling up').")
 
 
 def _with_ci(value: float | None, low: float | None, high: float | None) -> str:
