@@ -21,7 +21,7 @@ def benchmark_model(name: str) -> Iterator[tuple]:
     import torch
 
     from harness.config import ModelConfig
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
 
     if "OMP_NUM_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -43,8 +43,8 @@ def build_groups(task, n_queries: int, C: int, response_words: int):
     import random
 
     from harness.config import DataConfig
-    from harness.generation import QueryGroup
-    from harness.principles import ConstitutionSampler
+    from harness.flow.generate import QueryGroup
+    from harness.tasks.principles import ConstitutionSampler
 
     queries = task.load_queries(DataConfig(), "train")[:n_queries]
     sampler = ConstitutionSampler(task.principles(), C)

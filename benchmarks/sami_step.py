@@ -42,7 +42,7 @@ def compare(args, model_config, resolved, tokenizer, model) -> None:
     import torch
 
     from harness.config import TrainConfig
-    from harness.prompts import resolve_format
+    from harness.models.prompts import resolve_format
     from harness.tasks import get_task
     from trainers.common import make_accelerator, micro_batches
     from trainers.sami import SamiBatcher, optimizer_step

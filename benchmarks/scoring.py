@@ -2,10 +2,10 @@
 met by C responses), three ways over the same pairs:
 
 - logits at every position (a plain ``model(...).logits`` over the padded batch): the baseline;
-- logits at the response window only (``harness.logprobs.response_logprobs``: ``logits_to_keep`` trailing
+- logits at the response window only (``harness.models.logprobs.response_logprobs``: ``logits_to_keep`` trailing
   positions, the path SAMI and DPO train through);
 - each distinct context run once and its cache shared by its C responses
-  (``harness.logprobs.shared_context_logprobs``, what the ``hf`` backend's ``score`` does).
+  (``harness.models.logprobs.shared_context_logprobs``, what the ``hf`` backend's ``score`` does).
 
 Runs alternate after a warm-up; medians are compared, and the largest difference from the baseline is printed.
 
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
 def compare(args, model_config, resolved, tokenizer, model) -> None:
     import torch
 
-    from harness.logprobs import response_logprobs, shared_context_logprobs
-    from harness.prompts import resolve_format
+    from harness.models.logprobs import response_logprobs, shared_context_logprobs
+    from harness.models.prompts import resolve_format
     from harness.tasks import get_task
     from trainers.sami import SamiBatcher, scoring_pairs
 

@@ -57,8 +57,8 @@ def build_config(model: str, args):
 
 def canned_groups(task, n_queries: int, short_words: int, long_words: int, seed: int):
     from harness.config import DataConfig
-    from harness.generation import QueryGroup, sample_constitutions
-    from harness.principles import ConstitutionSampler
+    from harness.flow.generate import QueryGroup, sample_constitutions
+    from harness.tasks.principles import ConstitutionSampler
 
     queries = task.load_queries(DataConfig(), "train")[:n_queries]
     constitutions = sample_constitutions(ConstitutionSampler(task.principles(), 2), queries, seed, "benchmark")
@@ -72,10 +72,10 @@ def canned_groups(task, n_queries: int, short_words: int, long_words: int, seed:
 
 
 def generated_groups(task, config, n_queries: int, seed: int):
-    from harness.backends import create_backend
+    from harness.models.backends import create_backend
     from harness.config import DataConfig
-    from harness.generation import filter_groups, generate_groups, sample_constitutions
-    from harness.principles import ConstitutionSampler
+    from harness.flow.generate import filter_groups, generate_groups, sample_constitutions
+    from harness.tasks.principles import ConstitutionSampler
 
     queries = task.load_queries(DataConfig(), "train")[:n_queries]
     constitutions = sample_constitutions(ConstitutionSampler(task.principles(), 2), queries, seed, "benchmark")

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.errors import ConfigError
-from harness.hashing import content_hash
+from harness.core.errors import ConfigError
+from harness.core.hashing import content_hash
 
 
 class Section(BaseModel):

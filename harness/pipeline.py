@@ -6,7 +6,7 @@ rerun of a finished run does no model work and a killed run resumes from its las
 Layout of a run directory::
 
     config.yaml  manifest.json
-    iterations/iter-<t>/data.jsonl, <trainer>/checkpoint/, <trainer>/telemetry.jsonl   (harness.iterate)
+    iterations/iter-<t>/data.jsonl, <trainer>/checkpoint/, <trainer>/telemetry.jsonl   (harness.flow.train)
     eval/<system>[/<split>]/responses.jsonl                                             (evaluation generations)
     judgments/<candidate>--vs--<baseline>[--<split>]/verdicts.jsonl, stats.json         (judge + statistics)
     metrics.jsonl                                                                       (MI per iteration)
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import yaml
 
-from harness.artifacts import atomic_write_text, read_json, write_json, write_jsonl
-from harness.backends import create_backend
-from harness.cache import ContentCache
+from harness.core.artifacts import atomic_write_text, read_json, write_json, write_jsonl
+from harness.models.backends import create_backend
+from harness.core.cache import ContentCache
 from harness.config import ModelConfig, RunConfig
-from harness.evaluation_set import evaluation_items, evaluation_responses
-from harness.hashing import file_hash
-from harness.loaders import fingerprint
-from harness.provenance import git_commit, manifest
-from harness.stages import Stage
+from harness.flow.evaluate import evaluation_items, evaluation_responses
+from harness.core.hashing import file_hash
+from harness.tasks.loaders import fingerprint
+from harness.core.provenance import git_commit, manifest
+from harness.core.stages import Stage
 from harness.tasks import Task, get_task
 
 
@@ -53,7 +53,7 @@ def run_directory(config: RunConfig) -> Path:
 
 
 def trained_systems(config: RunConfig, run_dir: Path) -> list[System]:
-    from harness.iterate import checkpoint_dir
+    from harness.flow.train import checkpoint_dir
     from trainers.variants import trainer_specs, variant_config
 
     systems = []
@@ -118,10 +118,10 @@ def judged_pairs(candidates: list[System], baselines: dict[str, System], config:
 def run_pipeline(config: RunConfig) -> Path | None:
     """Run (or resume) everything; return the run directory (None on the non-main processes of a multi-process
     launch, which only take part in training)."""
-    from harness.iterate import run_expert_iteration
-    from harness.judge_stage import judge_pair
-    from harness.mutual_information import record_mutual_information
-    from harness.publish import publish_run
+    from harness.flow.train import run_expert_iteration
+    from harness.flow.judge import judge_pair
+    from harness.flow.score import record_mutual_information
+    from harness.flow.publish import publish_run
     from trainers.common import distributed_state
     from trainers.variants import trainer_specs
 

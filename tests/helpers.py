@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import Backend
-from harness.prompts import Format, Prompt, render
+from harness.models.backends.base import Backend
+from harness.models.prompts import Format, Prompt, render
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -81,7 +81,7 @@ def build_tiny_llama(folder: Path, layers: int = 2, hidden: int = 32) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.embedded import embedded_model_dir
+    from harness.models.embedded import embedded_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,

@@ -8,12 +8,12 @@ import os
 import pytest
 import torch
 
-from harness.backends import backends, create_backend
-from harness.cache import ContentCache
+from harness.models.backends import backends, create_backend
+from harness.core.cache import ContentCache
 from harness.config import GenerationConfig, ModelConfig
-from harness.generation import generate_groups, sample_constitutions
-from harness.prompts import Prompt, cut_at_stop
-from harness.principles import ConstitutionSampler
+from harness.flow.generate import generate_groups, sample_constitutions
+from harness.models.prompts import Prompt, cut_at_stop
+from harness.tasks.principles import ConstitutionSampler
 from harness.tasks import get_task
 
 from helpers import FakeBackend, build_tiny_llama, embedded_installed
@@ -185,7 +185,7 @@ def test_backend_registry():
 def test_vllm_missing_gives_the_install_command(monkeypatch):
     import builtins
 
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     real_import = builtins.__import__
 
@@ -296,7 +296,7 @@ def test_hf_score_matches_manual_log_softmax(tiny_model):
 def test_hf_score_shares_each_context_across_its_continuations(tiny_model):
     """The C x C layout (each context met by several continuations, contexts of different lengths, an empty
     continuation, more distinct contexts than one batch holds) scores as every pair on its own does."""
-    from harness.logprobs import encode_pairs, response_logprobs
+    from harness.models.logprobs import encode_pairs, response_logprobs
 
     backend = hf(tiny_model, batch_size=2)
     short, long, mid = "x", "A much longer context about a Reddit post and its many details", "Hello there"

@@ -14,8 +14,8 @@ import pytest
 
 from harness import embedded
 from harness.config import ModelConfig
-from harness.embedded import INSTALL_HINT, embedded_model_dir, locate_gguf
-from harness.errors import HarnessError
+from harness.models.embedded import INSTALL_HINT, embedded_model_dir, locate_gguf
+from harness.core.errors import HarnessError
 
 from helpers import requires_embedded
 
@@ -149,7 +149,7 @@ def test_real_converted_folder_is_reused_and_loadable(monkeypatch):
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config  # dequantised weights are saved as plain fp32
 
-    from harness.models import load_tokenizer, resolve_model
+    from harness.models.loading import load_tokenizer, resolve_model
 
     resolved = resolve_model(ModelConfig())
     assert resolved.load_path == str(folder)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.filters import apply_filters, filters
-from harness.generation import QueryGroup, filter_groups
-from harness.loaders import Query
+from harness.core.errors import HarnessError
+from harness.flow.filters import apply_filters, filters
+from harness.flow.generate import QueryGroup, filter_groups
+from harness.tasks.loaders import Query
 from harness.tasks import get_task
 
 GOOD = "The post describes a landlord who kept the deposit."

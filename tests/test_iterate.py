@@ -12,10 +12,10 @@ from tiny_models import build_tiny_model, tiny_config  # noqa: I001
 
 import trainers as trainer_registry
 import trainers.sami as sami
-from harness.artifacts import read_json, read_jsonl
-from harness.cache import ContentCache
-from harness.iterate import checkpoint_dir, iteration_dir, run_expert_iteration
-from harness.provenance import git_commit
+from harness.core.artifacts import read_json, read_jsonl
+from harness.core.cache import ContentCache
+from harness.flow.train import checkpoint_dir, iteration_dir, run_expert_iteration
+from harness.core.provenance import git_commit
 
 torch.set_num_threads(1)
 
@@ -145,7 +145,7 @@ def test_resume_after_crash_and_rerun_on_changed_config(tiny_dir, tmp_path, spy)
 
 def copy_base_trainer(job):
     """A stand-in comparison trainer: records its job and saves the base weights unchanged."""
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
 
     resolved = resolve_model(job.config.model)
     load_causal_lm(resolved, job.config.model).save_pretrained(job.output_dir, safe_serialization=True)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import stats
-from harness.cache import ContentCache
-from harness.errors import ConfigError, HarnessError
-from harness.judge import JUDGES_DIR, judges, list_judges, load_judge
-from harness.judge.engine import JudgeRunner, verdict_line, winner_of
-from harness.judge.parsing import parse_final_line, soft_preference
-from harness.judge.prompting import orders_for, paper_order, principle_lines, shuffled_principles
-from harness.judge.responses import Pair, load_responses, pair_responses
-from harness.verdicts import Verdict, group_items, parse_verdicts
+from harness.stats import winrates as stats
+from harness.core.cache import ContentCache
+from harness.core.errors import ConfigError, HarnessError
+from harness.judging import JUDGES_DIR, judges, list_judges, load_judge
+from harness.judging.engine import JudgeRunner, verdict_line, winner_of
+from harness.judging.parsing import parse_final_line, soft_preference
+from harness.judging.prompting import orders_for, paper_order, principle_lines, shuffled_principles
+from harness.judging.responses import Pair, load_responses, pair_responses
+from harness.stats.verdicts import Verdict, group_items, parse_verdicts
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 PAPER = REFERENCE / "sami-responses" / "tldr"
@@ -30,8 +30,9 @@ BASE = PAPER / "base-mistral-mistral-constitution-temperature-0.0.json"
 def copy_judge(tmp_path: Path, name: str = "robust") -> Path:
     folder = tmp_path / "judges"
     folder.mkdir(exist_ok=True)
-    shutil.copy(JUDGES_DIR / f"{name}.yaml", folder / f"{name}.yaml")
-    shutil.copy(JUDGES_DIR / f"{name}.txt", folder / f"{name}.txt")
+    text = (JUDGES_DIR / name / "config.yaml").read_text().replace("prompt: prompt.txt", f"prompt: {name}.txt")
+    (folder / f"{name}.yaml").write_text(text)
+    shutil.copy(JUDGES_DIR / name / "prompt.txt", folder / f"{name}.txt")
     return folder / f"{name}.yaml"
 
 
@@ -69,7 +70,7 @@ def test_hash_follows_the_content(tmp_path, monkeypatch):
     assert load_judge(path, {"model": "gpt-4o-mini"}).hash not in (original.hash, templated.hash)
     assert load_judge(path, {"decoding.temperature": 0.7}).hash != templated.hash
 
-    from harness.judge import parsing
+    from harness.judging import parsing
 
     monkeypatch.setitem(parsing.PARSERS, "final-line", (2, parsing.parse_final_line))
     edit(path, "version: 1", "version: 2")
@@ -187,13 +188,13 @@ def test_winners_map_positions_to_systems_and_never_invent_ties():
     assert winner_of("B", "baseline_first") == "candidate" and winner_of(None, "candidate_first") is None
     judge = load_judge("robust")
     pair = pairs(1)[0]
-    from harness.judge.engine import JudgeCall
+    from harness.judging.engine import JudgeCall
 
     line = verdict_line(JudgeCall(pair, "baseline_first", "prompt"), {"choice": "A", "p_a": 0.25, "attempts": 1,
                                                                       "raw": "Verdict: A"}, judge, "sami", "base")
     assert line["winner"] == "baseline" and line["p_candidate"] == 0.75 and line["judge_hash"] == judge.hash
     assert (line["candidate_length"], line["baseline_length"]) == (2, 4)
-    (verdict,) = parse_verdicts([line], "test")  # exactly the schema harness.verdicts reads
+    (verdict,) = parse_verdicts([line], "test")  # exactly the schema harness.stats.verdicts reads
     assert verdict.order == "baseline_first" and verdict.pair == ("sami", "base")
 
 

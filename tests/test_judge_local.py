@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import ContentCache
-from harness.errors import ConfigError
-from harness.judge import JUDGES_DIR, load_judge
-from harness.judge.engine import JudgeRunner
-from harness.judge.responses import Pair
+from harness.core.cache import ContentCache
+from harness.core.errors import ConfigError
+from harness.judging import JUDGES_DIR, load_judge
+from harness.judging.engine import JudgeRunner
+from harness.judging.responses import Pair
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 OAI1B_JUDGED = REFERENCE / "tldr" / "oai1b_judged.csv"
@@ -26,7 +26,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        from harness.embedded import embedded_model_dir
+        from harness.models.embedded import embedded_model_dir
 
         source = embedded_model_dir()
     except Exception as exc:  # not installed: no tokenizer to copy
@@ -49,12 +49,13 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def local_judge(tmp_path: Path, model: Path, **changes) -> Path:
-    text = (JUDGES_DIR / "local.yaml").read_text().replace("model: embedded", f"model: {model}")
+    text = (JUDGES_DIR / "local" / "config.yaml").read_text().replace("model: embedded", f"model: {model}")
+    text = text.replace("prompt: prompt.txt", "prompt: local.txt")
     for old, new in changes.items():
         assert old in text
         text = text.replace(old, new)
     (tmp_path / "local.yaml").write_text(text)
-    shutil.copy(JUDGES_DIR / "local.txt", tmp_path / "local.txt")
+    shutil.copy(JUDGES_DIR / "local" / "prompt.txt", tmp_path / "local.txt")
     return tmp_path / "local.yaml"
 
 

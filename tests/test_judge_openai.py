@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from test_openai_backend import FakeOpenAI, completion, error
 
-from harness.cache import ContentCache
+from harness.core.cache import ContentCache
 from harness.cli import main
-from harness.judge import JUDGES_DIR, load_judge
-from harness.judge.pipeline import judge_files
+from harness.judging import JUDGES_DIR, load_judge
+from harness.judging.files import judge_files
 
 KEY = "sk-judge-secret-abcdef0123456789"
 
@@ -29,7 +29,7 @@ def _env(monkeypatch, tmp_path):
 
 def judge_yaml(tmp_path: Path, url: str, name: str = "robust", **changes) -> Path:
     """A copy of a shipped judge pointed at the fake server, with fast retries."""
-    text = (JUDGES_DIR / f"{name}.yaml").read_text()
+    text = (JUDGES_DIR / name / "config.yaml").read_text().replace("prompt: prompt.txt", f"prompt: {name}.txt")
     text = text.replace("base_url: null", f"base_url: {url}").replace("OPENAI_API_KEY", "FAKE_JUDGE_KEY")
     text = text.replace("backoff_s: 1.0", "backoff_s: 0.01").replace("backoff_max_s: 60", "backoff_max_s: 0.05")
     for old, new in changes.items():
@@ -37,7 +37,7 @@ def judge_yaml(tmp_path: Path, url: str, name: str = "robust", **changes) -> Pat
     folder = tmp_path / "judge"
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.yaml").write_text(text)
-    (folder / f"{name}.txt").write_text((JUDGES_DIR / f"{name}.txt").read_text())
+    (folder / f"{name}.txt").write_text((JUDGES_DIR / name / "prompt.txt").read_text())
     return folder / f"{name}.yaml"
 
 

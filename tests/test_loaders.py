@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from harness.config import DataConfig
-from harness.errors import ConfigError, HarnessError
-from harness.loaders import (fingerprint, first_human_turn, format_post, read_dialogue_file, read_tldr_file)
+from harness.core.errors import ConfigError, HarnessError
+from harness.tasks.loaders import (fingerprint, first_human_turn, format_post, read_dialogue_file, read_tldr_file)
 from harness.tasks import get_task, tasks
 
 from helpers import reference
@@ -218,8 +218,8 @@ def test_subset_selection_comes_before_the_limit():
 
 def test_hub_dialogue_evaluation_takes_the_first_queries_of_each_subset(monkeypatch):
     """Paper: the first 250 test queries of each HH-RLHF subset; eval_limit counts per subset for the hub."""
-    from harness.loaders import Query
-    from harness.tasks import dialogue
+    from harness.tasks.loaders import Query
+    from harness.tasks.dialogue import task as dialogue
 
     rows = [Query(f"{subset}:{i}", f"request {i}", subset=subset)
             for subset in ("helpful-base", "harmless-base") for i in range(5)]

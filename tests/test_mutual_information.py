@@ -11,11 +11,11 @@ import torch
 
 from tiny_models import build_tiny_model, tiny_config  # noqa: I001
 
-from harness.artifacts import read_json, read_jsonl
-from harness.backends.hf import HFBackend
-from harness.cache import ContentCache
-from harness.iterate import run_expert_iteration
-from harness.mutual_information import (ESTIMATOR, infonce_summary, iteration_mutual_information, mi_dir,
+from harness.core.artifacts import read_json, read_jsonl
+from harness.models.backends.hf import HFBackend
+from harness.core.cache import ContentCache
+from harness.flow.train import run_expert_iteration
+from harness.flow.score import (ESTIMATOR, infonce_summary, iteration_mutual_information, mi_dir,
                                         paired_change, record_mutual_information)
 
 torch.set_num_threads(1)
@@ -100,8 +100,8 @@ def test_score_matrix_matches_the_training_loss(trained_run):
     """The metric scores exactly the matrix the trainer optimises: recompute iteration 0 with trainers.sami."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.artifacts import read_jsonl as rows_of
-    from harness.iterate import groups_from_rows
+    from harness.core.artifacts import read_jsonl as rows_of
+    from harness.flow.train import groups_from_rows
     from harness.tasks import get_task
     from trainers.sami import SamiBatcher, logprob_matrix, sami_loss_per_query
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from harness.backends.openai_backend import (ChatClient, ChatRequest, ClientSettings, FatalRequestError,
+from harness.models.backends.openai_backend import (ChatClient, ChatRequest, ClientSettings, FatalRequestError,
                                              RequestFailed)
 
 
@@ -203,8 +203,8 @@ def test_logprobs_are_returned_and_a_refusal_falls_back():
 
 
 def test_missing_key_is_an_error_only_for_openai_itself(monkeypatch):
-    from harness.backends.openai_backend import PLACEHOLDER_KEY, read_api_key
-    from harness.errors import HarnessError
+    from harness.models.backends.openai_backend import PLACEHOLDER_KEY, read_api_key
+    from harness.core.errors import HarnessError
 
     monkeypatch.delenv("FAKE_OPENAI_KEY")
     with pytest.raises(HarnessError, match="FAKE_OPENAI_KEY"):
@@ -213,10 +213,10 @@ def test_missing_key_is_an_error_only_for_openai_itself(monkeypatch):
 
 
 def test_generation_backend_is_cached_and_keeps_the_forced_prefix(tmp_path):
-    from harness.backends import create_backend
-    from harness.cache import ContentCache
+    from harness.models.backends import create_backend
+    from harness.core.cache import ContentCache
     from harness.config import GenerationConfig, ModelConfig
-    from harness.prompts import Prompt
+    from harness.models.prompts import Prompt
 
     def reply(body, i):
         user = body["messages"][-1]["content"]

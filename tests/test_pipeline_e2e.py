@@ -25,7 +25,7 @@ VOLATILE = {"run_id", "verdicts_path"}  # the run directory's name differs betwe
 
 def write_config(tmp: Path, model_dir: Path, name: str) -> Path:
     judge = {"name": "tiny-local", "description": "tiny random judge for tests", "backend": "local",
-             "model": str(model_dir), "prompt": str(REPO / "harness" / "judges" / "local.txt"),
+             "model": str(model_dir), "prompt": str(REPO / "harness" / "judging" / "judges" / "local" / "prompt.txt"),
              "parser": {"name": "verdict-token-probs", "version": 1}, "protocol": "robust",
              "shuffle_principles": True, "max_reasks": 0,
              "local": {"a_tokens": ["A"], "b_tokens": ["B"], "tie_margin": 0.0, "chat_template": False,

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.generation import sample_constitutions
-from harness.loaders import Query
-from harness.principles import (ConstitutionSampler, PrincipleSet, available_principle_files,
+from harness.core.errors import ConfigError
+from harness.flow.generate import sample_constitutions
+from harness.tasks.loaders import Query
+from harness.tasks.principles import (ConstitutionSampler, PrincipleSet, available_principle_files,
                                 default_principles_path, load_principles)
 
 from helpers import reference
@@ -37,7 +37,7 @@ def negated(constitution) -> frozenset[str]:
 # --- our principle files ------------------------------------------------------------------------------------
 
 def test_shipped_files_load_with_definitions_and_antitheses():
-    files = {path.stem: load_principles(path) for path in available_principle_files()}
+    files = {task: load_principles(path) for task, path in available_principle_files().items()}
     assert {"tldr", "dialogue", "heldout"} <= set(files)
     for stem, principles in files.items():
         assert principles.task == stem
@@ -315,7 +315,7 @@ def writer_backend(answers, **generation):
 
 
 def test_writer_prompt_asks_the_paper_question_in_a_strict_format():
-    from harness.principle_writer import request_for_task, writer_prompt
+    from harness.tasks.principle_writer import request_for_task, writer_prompt
 
     prompt = writer_prompt(request_for_task("tldr"))
     assert prompt.user.startswith("Write two principles for the following task, with definitions, and their antitheses")
@@ -329,7 +329,7 @@ def test_writer_prompt_asks_the_paper_question_in_a_strict_format():
 
 
 def test_parse_tolerates_markdown_and_continuation_lines():
-    from harness.principle_writer import parse_principles
+    from harness.tasks.principle_writer import parse_principles
 
     text = ("**NAME:** Concise\n**DEFINITION:** Summaries should be short\nand to the point.\n"
             "**ANTITHESIS:** Summaries should ramble on.\n\n- NAME: Fully Comprehensive\n"
@@ -357,15 +357,15 @@ def test_parse_tolerates_markdown_and_continuation_lines():
      "NAME: b\nDEFINITION: Summaries should be whole.\nANTITHESIS: Summaries should be partial.", "unusable name"),
 ])
 def test_parse_rejects_malformed_answers(text, problem):
-    from harness.principle_writer import MalformedOutput, parse_principles
+    from harness.tasks.principle_writer import MalformedOutput, parse_principles
 
     with pytest.raises(MalformedOutput, match=problem):
         parse_principles(text, 2)
 
 
 def test_writer_succeeds_on_third_attempt_with_new_seeds_and_sampling(tmp_path):
-    from harness.cache import ContentCache
-    from harness.principle_writer import dump_principles, request_for_task, write_principles
+    from harness.core.cache import ContentCache
+    from harness.tasks.principle_writer import dump_principles, request_for_task, write_principles
 
     backend = writer_backend([MALFORMED, MALFORMED, VALID])
     temperatures, seeds = [], []
@@ -400,8 +400,8 @@ def test_writer_succeeds_on_third_attempt_with_new_seeds_and_sampling(tmp_path):
 
 
 def test_writer_always_malformed_fails_clearly():
-    from harness.errors import HarnessError
-    from harness.principle_writer import request_for_task, write_principles
+    from harness.core.errors import HarnessError
+    from harness.tasks.principle_writer import request_for_task, write_principles
 
     backend = writer_backend(lambda text, seed: MALFORMED)
     with pytest.raises(HarnessError) as info:
@@ -413,7 +413,7 @@ def test_writer_always_malformed_fails_clearly():
 
 
 def test_writer_for_dialogue_and_heldout_shapes(tmp_path):
-    from harness.principle_writer import dump_principles, request_for_task, write_principles
+    from harness.tasks.principle_writer import dump_principles, request_for_task, write_principles
 
     dialogue_answer = VALID.replace("concise", "helpful").replace("comprehensive", "harmless")
     principles = write_principles(writer_backend([dialogue_answer]), request_for_task("dialogue"))
@@ -435,7 +435,7 @@ def test_principles_command_write_list_and_show(tmp_path, monkeypatch, capsys):
 
     answers = [MALFORMED, VALID]
     monkeypatch.setenv("SAMI_HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("harness.backends.create_backend",
+    monkeypatch.setattr("harness.models.backends.create_backend",
                         lambda model, generation: writer_backend(answers) if model.name == "writer-llm" else None)
     out = tmp_path / "tldr-written.yaml"
     assert main(["principles", "write", "--task", "tldr", "--writer", "writer-llm", "--out", str(out)]) == 0
@@ -452,7 +452,7 @@ def test_principles_command_write_list_and_show(tmp_path, monkeypatch, capsys):
 
     assert main(["principles", "list"]) == 0
     listing = capsys.readouterr().out
-    for line in ("tldr.yaml", "dialogue.yaml", "heldout.yaml"):
+    for line in ("tldr/principles.yaml", "dialogue/principles.yaml", "heldout/principles.yaml"):
         assert line in listing
     assert "15 train / 5 held out" in listing
 

@@ -16,7 +16,7 @@ import torch
 
 from tiny_models import build_tiny_model, synthetic_groups, tiny_config  # noqa: I001
 
-from harness.logprobs import encode_pairs, response_logprobs, response_window
+from harness.models.logprobs import encode_pairs, response_logprobs, response_window
 from harness.tasks import get_task
 from trainers.base import TrainingJob
 from trainers.sami import (SamiBatcher, diagonal_gap, infonce_estimate, logprob_matrix, optimizer_step,

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.artifacts import read_jsonl
-from harness.cache import ContentCache
+from harness.core.artifacts import read_jsonl
+from harness.core.cache import ContentCache
 from harness.config import load_config
-from harness.iterate import run_expert_iteration
-from harness.mutual_information import ESTIMATOR, record_mutual_information
+from harness.flow.train import run_expert_iteration
+from harness.flow.score import ESTIMATOR, record_mutual_information
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "tldr" / "oai1b.csv"
 

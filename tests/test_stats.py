@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import scipy.special
 
-from harness import stats
+from harness.stats import winrates as stats
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.hashing import derived_seed
-from harness.reference_verdicts import read_oai1b_judged
-from harness.verdicts import parse_verdicts
+from harness.core.errors import HarnessError
+from harness.core.hashing import derived_seed
+from harness.judging.reference_verdicts import read_oai1b_judged
+from harness.stats.verdicts import parse_verdicts
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 OAI1B_JUDGED = REFERENCE / "tldr" / "oai1b_judged.csv"

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.config import RunConfig
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from trainers import get_trainer
 from trainers.variants import base_name, trainer_specs, variant_config
 

@@ -21,7 +21,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from tiny_models import build_tiny_model, synthetic_groups, tiny_config  # noqa: I001
 
-from harness.logprobs import encode_pairs
+from harness.models.logprobs import encode_pairs
 from harness.tasks import get_task
 from trainers import get_trainer, trainers
 from trainers.base import TrainingJob
@@ -105,12 +105,12 @@ def test_registry_lists_the_three_trainers():
 def test_beta_defaults_follow_the_task_and_loss():
     from harness.config import DPOConfig
 
-    assert resolve_beta(DPOConfig(), "tldr") == 0.5
-    assert resolve_beta(DPOConfig(), "heldout") == 0.5
-    assert resolve_beta(DPOConfig(), "dialogue") == 0.1
-    assert resolve_beta(DPOConfig(loss_type="ipo"), "dialogue") == 0.1
-    assert resolve_beta(DPOConfig(loss_type="simpo"), "tldr") == 2.0
-    assert resolve_beta(DPOConfig(beta=0.3), "dialogue") == 0.3
+    assert resolve_beta(DPOConfig(), get_task("tldr")) == 0.5
+    assert resolve_beta(DPOConfig(), get_task("heldout")) == 0.5
+    assert resolve_beta(DPOConfig(), get_task("dialogue")) == 0.1
+    assert resolve_beta(DPOConfig(loss_type="ipo"), get_task("dialogue")) == 0.1
+    assert resolve_beta(DPOConfig(loss_type="simpo"), get_task("tldr")) == 2.0
+    assert resolve_beta(DPOConfig(beta=0.3), get_task("dialogue")) == 0.3
 
 
 # --- the pairs ------------------------------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def dpo_or_sft_first_gradient(tiny_dir, tmp_path, groups, name, micro, **extra):
 
 def uneven_groups():
     """Responses of different lengths (so padding, and token- vs sequence-level averaging, would show)."""
-    from harness.generation import QueryGroup
+    from harness.flow.generate import QueryGroup
 
     words = ["short.", "a bit longer than that.", "far longer, with many more words in it than the others.", "ok."]
     return [QueryGroup(g.query, g.constitutions, [f"The post is {words[k % 4]}", f"The post {'is long ' * (k + 1)}."])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.reference_verdicts import read_oai1b_judged
-from harness.verdicts import group_items, load_verdicts, parse_verdicts, split_by_pair
+from harness.core.errors import ConfigError
+from harness.judging.reference_verdicts import read_oai1b_judged
+from harness.stats.verdicts import group_items, load_verdicts, parse_verdicts, split_by_pair
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 OAI1B_JUDGED = REFERENCE / "tldr" / "oai1b_judged.csv"

@@ -14,9 +14,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from harness.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from harness.generation import QueryGroup  # noqa: E402
-from harness.loaders import Query  # noqa: E402
-from harness.principles import ConstitutionSampler  # noqa: E402
+from harness.flow.generate import QueryGroup  # noqa: E402
+from harness.tasks.loaders import Query  # noqa: E402
+from harness.tasks.principles import ConstitutionSampler  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 
 SPECIALS = ["<pad>", "<s>", "</s>"]
@@ -26,10 +26,10 @@ def build_tokenizer(vocab_size: int = 400):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from harness.loaders import DEMO_DIR
-    from harness.principles import PRINCIPLES_DIR
+    from harness.tasks import get_task
 
-    corpus = [(DEMO_DIR / "tldr.jsonl").read_text(encoding="utf-8"), (PRINCIPLES_DIR / "tldr.yaml").read_text()]
+    task = get_task("tldr")
+    corpus = [task.demo_file.read_text(encoding="utf-8"), task.principles_file.read_text()]
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()

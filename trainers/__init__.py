@@ -4,7 +4,7 @@ A trainer is a function ``train(job: TrainingJob) -> Path`` that starts from the
 iteration's shared data for ``job.steps`` optimizer steps, and saves a safetensors checkpoint folder.
 """
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 from trainers.base import TrainingJob, Trainer
 
 trainers: Registry[str] = Registry("trainer")

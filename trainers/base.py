@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.config import RunConfig
-from harness.generation import QueryGroup
+from harness.flow.generate import QueryGroup
 from harness.tasks import Task
 
 

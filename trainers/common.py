@@ -24,12 +24,12 @@ from typing import Sequence, TypeVar
 import torch
 
 from harness.config import RunConfig, TrainConfig
-from harness.errors import HarnessError
-from harness.hashing import derived_seed
-from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, encode_pairs
-from harness.models import ResolvedModel, load_causal_lm, load_tokenizer, resolve_model
-from harness.prompts import Format
+from harness.core.errors import HarnessError
+from harness.core.hashing import derived_seed
+from harness.flow.generate import QueryGroup
+from harness.models.logprobs import EncodedBatch, encode_pairs
+from harness.models.loading import ResolvedModel, load_causal_lm, load_tokenizer, resolve_model
+from harness.models.prompts import Format
 from harness.tasks import Task
 
 T = TypeVar("T")

@@ -33,7 +33,7 @@ schedule): (1) DPOTrainer has no reference-free loss, so SimPO needs this loop a
 experimental CPO trainer, marked unstable), and the three variants should differ in the loss line only, not in
 tokenization and batching; (2) DPOTrainer tokenizes prompt + completion jointly and appends EOS to every
 non-conversational completion, so it would score different tokens than SAMI; this loop uses SAMI's own rendering
-and ``harness.logprobs.encode_pairs``, so DPO scores exactly the c+ row of SAMI's log-prob matrix, which makes it
+and ``harness.models.logprobs.encode_pairs``, so DPO scores exactly the c+ row of SAMI's log-prob matrix, which makes it
 the tightest control; (3) the step mechanics are SAMI's: ``job.steps`` optimizer steps, each of
 ``train.queries_per_step`` queries from the same ``step_schedule`` call (same queries, constitutions, responses per
 step), micro-batches of ``train.micro_batch_queries`` queries accumulated exactly (the gradient is that of the mean
@@ -57,9 +57,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import DPOConfig
-from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, response_logprobs
-from harness.prompts import Format, render_for_scoring, resolve_format
+from harness.flow.generate import QueryGroup
+from harness.models.logprobs import EncodedBatch, response_logprobs
+from harness.models.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
 from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_state, load_base, make_accelerator, make_optimizer,
@@ -67,17 +67,16 @@ from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_st
                              step_schedule)
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
-TASK_BETA = {"dialogue": 0.1, "tldr": 0.5, "heldout": 0.5}   # sigmoid / ipo (SPEC section 3)
 SIMPO_BETA = 2.0                                               # Meng et al. 2024
 
 
-def resolve_beta(dpo: DPOConfig, task_name: str) -> float:
-    """``dpo.beta`` if set, else the default of the loss and task (unknown tasks: 0.1, the DPO paper's value)."""
+def resolve_beta(dpo: DPOConfig, task: Task) -> float:
+    """``dpo.beta`` if set, else the default of the loss and task (``task.dpo_beta``: SPEC section 3)."""
     if dpo.beta is not None:
         return dpo.beta
     if dpo.loss_type == "simpo":
         return SIMPO_BETA
-    return TASK_BETA.get(task_name, 0.1)
+    return task.dpo_beta
 
 
 # --- the objective --------------------------------------------------------------------------------------------
@@ -254,7 +253,7 @@ def train(job: TrainingJob) -> Path:
     """Train DPO (``dpo.loss_type``: sigmoid, ipo or simpo) from the base weights on ``job.groups`` for
     ``job.steps`` optimizer steps; save a checkpoint folder (safetensors + tokenizer) at ``job.output_dir``."""
     config, train_config, dpo = job.config, job.config.train, job.config.dpo
-    beta, gamma = resolve_beta(dpo, job.task.name), dpo.simpo_gamma if dpo.loss_type == "simpo" else 0.0
+    beta, gamma = resolve_beta(dpo, job.task), dpo.simpo_gamma if dpo.loss_type == "simpo" else 0.0
     seed_everything(train_config.seed)
     base = load_base(config)  # restart from the base weights: this model is also the reference until step 1
     model, tokenizer = base.model, base.tokenizer

@@ -34,9 +34,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from harness.generation import QueryGroup
-from harness.logprobs import EncodedBatch, response_logprobs, window_logits, window_token_logprobs
-from harness.prompts import Format, render_for_scoring, resolve_format
+from harness.flow.generate import QueryGroup
+from harness.models.logprobs import EncodedBatch, response_logprobs, window_logits, window_token_logprobs
+from harness.models.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
 from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference,

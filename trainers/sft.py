@@ -7,7 +7,7 @@ for every query x of the iteration's shared data, the previous iterate's respons
     L_SFT = - sum_{(x, y+) in step} sum_t log pi_theta(y+_t | prompt(x), y+_<t)  /  (response tokens in the step)
 
 (a token-level mean over all response tokens of the optimizer step; the prompt is masked). ``prompt(x)`` is the
-task's TRAINING prompt, rendered exactly as SAMI renders it (``harness.prompts.render_for_scoring``):
+task's TRAINING prompt, rendered exactly as SAMI renders it (``harness.models.prompts.render_for_scoring``):
 
 - ``sft.keep_principles = True`` (default): the training prompt with c+ in it, i.e. the (c+, y+) diagonal entry of
   SAMI's log-prob matrix, token for token;
@@ -37,7 +37,7 @@ honours the fairness constraints shared with SAMI and DPO:
   (the ``labels`` key here is SFTTrainer's own, handled by that normalisation; tests compare micro-batch 1 x
   accumulation 4 with one batch of 4).
 
-The rows are tokenized by the harness, not by TRL: ``harness.logprobs.encode_pairs`` (context tokenized alone,
+The rows are tokenized by the harness, not by TRL: ``harness.models.logprobs.encode_pairs`` (context tokenized alone,
 BOS handling, left-truncation of the prompt to ``train.max_prompt_tokens``, response cut at
 ``train.max_response_tokens``), and handed to SFTTrainer as pre-tokenized ``input_ids`` + ``completion_mask``
 (it then builds the masked labels itself). TRL would tokenize prompt+completion jointly and append EOS; keeping the
@@ -55,9 +55,9 @@ import shutil
 import time
 from pathlib import Path
 
-from harness.generation import QueryGroup
-from harness.logprobs import encode_pairs
-from harness.prompts import Format, render_for_scoring, resolve_format
+from harness.flow.generate import QueryGroup
+from harness.models.logprobs import encode_pairs
+from harness.models.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
 from trainers.base import TrainingJob
 from trainers.common import (Telemetry, apply_lora, cpu_only, distributed_state, load_base, release,

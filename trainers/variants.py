@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from harness.config import RunConfig, validation_error
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 # Short key -> dotted config field it overrides.
 KEYS = {"lr": "train.learning_rate", "beta": "dpo.beta", "loss": "dpo.loss_type", "gamma": "dpo.simpo_gamma"}

@@ -1,10 +1,10 @@
 """Task registry: ``tldr``, ``dialogue``, ``heldout``."""
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 from harness.tasks.base import Task
-from harness.tasks.dialogue import DialogueTask
-from harness.tasks.heldout import HeldoutTask
-from harness.tasks.tldr import TldrTask
+from harness.tasks.dialogue.task import DialogueTask
+from harness.tasks.heldout.task import HeldoutTask
+from harness.tasks.tldr.task import TldrTask
 
 tasks: Registry[type[Task]] = Registry("task")
 tasks.add("tldr", TldrTask, TldrTask.description)

@@ -1,5 +1,10 @@
 """What a task is: a data source, a train/eval split, prompt templates, stop markers, filters, principles.
 
+A task is a folder (lm-evaluation-harness style): ``harness/tasks/<name>/task.py`` (this class's subclass),
+``principles.yaml`` and the demo queries ``demo.jsonl``. Everything the rest of the harness needs to know about a
+task is an attribute here (principle splits, the judge's label for the query, the DPO beta, the paper config), so
+adding a task touches nothing outside its folder and the registry in ``harness/tasks/__init__.py``.
+
 A task's prompts differ only in their wording, so each task states its wording as class attributes and this
 class assembles the two prompt shapes the paper uses (SPEC section 2): the generation prompt (a system line, an
 example-format block with bracketed placeholders, then the real principles and query) and the shorter training
@@ -12,9 +17,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.config import DataConfig
-from harness.loaders import DEMO_DIR, Query
-from harness.principles import PrincipleSet, default_principles_path, load_principles
-from harness.prompts import Prompt
+from harness.tasks.loaders import Query
+from harness.tasks.principles import PrincipleSet, load_principles
+from harness.models.prompts import Prompt
 
 # Local files without a declared split: the first EVAL_SIZE queries evaluate (paper: first 250), the rest train.
 DEFAULT_EVAL_SIZE = 250
@@ -26,6 +31,12 @@ class Task:
     stop_strings: ClassVar[list[str]]
     default_filters: ClassVar[list[str]]
     hub_eval_split: ClassVar[str] = "validation"
+    principles_file: ClassVar[Path]            # the task's own principles (harness/tasks/<name>/principles.yaml)
+    demo_file: ClassVar[Path]                  # team-written demo queries shipped with the task
+    principle_splits: ClassVar[tuple[str, ...]] = ("train",)  # evaluated principle splits ('heldout' too)
+    judge_query_label: ClassVar[str] = "Query"  # what the judge prompt calls the query
+    dpo_beta: ClassVar[float] = 0.1            # DPO/IPO beta (SPEC section 3; 0.1 is the DPO paper's value)
+    paper_config: ClassVar[str | None] = None  # the paper's settings for this task (configs/paper/)
 
     # Prompt wording. The base-format prompt ends "<query_label><query>\n\n<answer_label>".
     generation_instruction: ClassVar[str]
@@ -39,7 +50,7 @@ class Task:
 
     # --- data ------------------------------------------------------------------------------------------------
     def read_demo(self) -> list[Query]:
-        raise NotImplementedError
+        return self.read_file(self.demo_file)
 
     def read_file(self, path: Path) -> list[Query]:
         raise NotImplementedError
@@ -84,7 +95,7 @@ class Task:
 
     # --- principles and prompts -------------------------------------------------------------------------------
     def principles(self, path: str | None = None) -> PrincipleSet:
-        return load_principles(path or default_principles_path(self.name))
+        return load_principles(path or self.principles_file)
 
     def generation_prompt(self, query: Query, principles_text: str) -> Prompt:
         """The prompt responses are sampled from (paper appendix: format-only example, then the real task)."""
@@ -103,7 +114,3 @@ class Task:
     def _prompt(self, base_text: str, query: Query, principles_text: str) -> Prompt:
         return Prompt(base_text=base_text, system=f"{self.chat_instruction}\n{principles_text}", user=query.text,
                       response_prefix=self.response_prefix)
-
-    @staticmethod
-    def demo_path(file_name: str) -> Path:
-        return DEMO_DIR / file_name

@@ -1,0 +1,64 @@
+"""``harness run``: the main job, from principles to leaderboard, resumable."""
+
+from __future__ import annotations
+
+import time
+
+from harness.core.artifacts import read_json
+from harness.cli.common import add_config_arguments, config_from_args, limit_threads
+from harness.tasks import get_task
+
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="train with a trainer and evaluate against baselines (the main job)",
+        description="Expert iteration (generate, filter, train from base) with the chosen trainer, then evaluation "
+        "generations, LLM judging against baselines, win rates with CIs, the MI estimate, and a leaderboard. "
+        "Rerunning the same command resumes a killed run and does no model work for a finished one.")
+    add_config_arguments(parser)
+    parser.add_argument("--trainer", help="sami (default), or another name from `harness ls trainers`")
+    parser.add_argument("--judge", help="judge name (`harness ls judges`) or YAML path; default: local")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from harness.cli.validate import check
+    from harness.pipeline import run_pipeline
+
+    limit_threads()
+    config = config_from_args(args, **{"trainer": args.trainer, "eval.judge": args.judge})
+    check(config, args.config or "command line")
+    started = time.time()
+    run_dir = run_pipeline(config)
+    if run_dir is not None:
+        print_summary(run_dir, time.time() - started, config.task)
+    return 0
+
+
+def print_summary(run_dir, seconds: float, task: str) -> None:
+    results = read_json(run_dir / "results.json")
+    invocations = read_json(run_dir / "timings.json")["invocations"]
+    earlier = "" if len(invocations) == 1 else \
+        f" (invocation {len(invocations)}; the first took {invocations[0]['seconds']['total']:.0f} s)"
+    print(f"\nRun {run_dir} finished in {seconds:.0f} s{earlier}.")
+    print(f"{'system':<16} {'vs':<10} {'split':<8} {'win rate [95% CI]':<22} {'soft [95% CI]':<22} {'n':>4} "
+          f"{'MI nats (self/base)':>20}")
+    for row in results["rows"]:
+        hard = _with_ci(row["win_rate"], row["ci_low"], row["ci_high"])
+        soft = _with_ci(row["soft_win_rate"], row["soft_ci_low"], row["soft_ci_high"])
+        mi = "/".join("–" if row[k] is None else f"{row[k]:.2f}" for k in ("mi_nats", "mi_nats_base_scorer"))
+        print(f"{row['system']:<16} {row['baseline']:<10} {row['principle_split']:<8} {hard:<22} {soft:<22} "
+              f"{row['n']:>4} {mi:>20}")
+    for note in results["notes"]:
+        print(f"- {note}")
+    print(f"Leaderboard: {run_dir / 'leaderboard' / 'leaderboard.md'}")
+    paper_config = get_task(task).paper_config
+    if paper_config:
+        print(f"Paper scale: harness run --config {paper_config} on GPUs (see README, 'Scaling up').")
+
+
+def _with_ci(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}" + ("" if low is None else f" [{100 * low:.1f}, {100 * high:.1f}]")

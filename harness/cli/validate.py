@@ -1,0 +1,62 @@
+"""``harness validate``: check a run config (and the names and files it refers to) without running anything."""
+
+from __future__ import annotations
+
+import json
+
+from harness.models.backends import backends
+from harness.cli.common import add_config_arguments, config_from_args
+from harness.core.errors import ConfigError, HarnessError
+from harness.flow.filters import filters
+from harness.tasks import get_task
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("validate", help="check a config without running it",
+                                   description="Validate a run config: fields, names (task, trainer, backend, "
+                                   "filters) and the principles file. Prints the effective config on success.")
+    parser.add_argument("config_file", nargs="?", metavar="CONFIG", help="YAML run config")
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def check(config, source: str = "command line") -> None:
+    """Raise a ConfigError naming ``source`` and the field for the first problem a run would hit before doing
+    any work: unknown names (task, trainers, backend, judge, filters), principles, the step schedule."""
+    from harness.judging import load_judge
+    from trainers import trainers
+    from trainers.variants import base_name, trainer_specs, variant_config
+
+    def named(field: str, lookup) -> object:
+        try:
+            return lookup()
+        except ConfigError:
+            raise
+        except HarnessError as exc:
+            raise ConfigError(source, field, str(exc)) from None
+
+    task = named("task", lambda: get_task(config.task))
+    for name in trainer_specs(config):
+        named("trainer", lambda: trainers.get(base_name(name)))
+        variant_config(config, name)
+    named("generation.backend", lambda: backends.get(config.generation.backend))
+    named("eval.judge", lambda: load_judge(config.eval.judge))
+    for name in config.filters or task.default_filters:
+        named("filters", lambda: filters.get(name))
+    principles = task.principles(config.principles.file)
+    if principles.sampling.scheme == "diverse" and \
+            config.principles.constitutions_per_query > 2 ** principles.sampling.per_constitution:
+        raise ConfigError(source, "principles.constitutions_per_query",
+                          "exceeds the sign patterns of the principles per constitution")
+    for iteration in range(1, config.train.iterations + 1):
+        config.train.steps_at(iteration)
+
+
+def run(args) -> int:
+    if args.config_file and not args.config:
+        args.config = args.config_file
+    config = config_from_args(args)
+    check(config, args.config or "command line")
+    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    print(f"ok: config is valid (hash {config.hash()})")
+    return 0

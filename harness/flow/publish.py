@@ -1,0 +1,144 @@
+"""Results and leaderboard of one run: ``results.json`` rows with provenance, tables and plots.
+
+``harness leaderboard`` merges several runs' ``results.json`` files the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.core.artifacts import atomic_write_text, read_jsonl, write_json
+from harness.config import RunConfig
+from harness.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME
+from harness.core.hashing import file_hash
+from harness.flow.leaderboard import RESULTS_FILE, rank_rows, to_csv, to_json, to_markdown
+from harness.flow.plots import plot_lengths, plot_mutual_information, plot_win_rates
+from harness.tasks import Task
+
+METRICS_FILE = "metrics.jsonl"
+POSITION_BIAS = 0.9  # first-position preference above which a judge's hard verdicts are flagged
+
+
+def mi_lookup(run_dir: Path) -> dict[tuple[str, int, str], float]:
+    """(trainer, iteration, scorer) -> MI estimate in nats, from the run's metrics.jsonl."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return {}
+    return {(m["trainer"], m["iteration"], m["scorer"]): m["mi_nats"] for m in read_jsonl(path)}
+
+
+def mi_of(mi: dict, trainer: str, iteration: int, scorer: str) -> float | None:
+    """MI of a system; iteration 0 (the base model) is recorded under trainer 'base'."""
+    return mi.get(("base" if iteration == 0 else trainer, iteration, scorer))
+
+
+def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, commit: str | None) -> list[dict]:
+    mi = mi_lookup(run_dir)
+    rows = []
+    for candidate, baseline, split, judged in scored:
+        stats = judged["stats"]
+        rows.append({
+            "task": task.name, "principle_split": split, "baseline": baseline.id, "system": candidate.id,
+            "trainer": candidate.trainer, "iteration": candidate.iteration,
+            "model": candidate.model.name if candidate.trainer == "instruct" else config.model.name,
+            "learning_rate": candidate.learning_rate,
+            "win_rate": stats["win_rate"], "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
+            "ci_method": stats.get("ci_method", "normal"), "n": stats["n"], "lc_win_rate": stats.get("lc_win_rate"),
+            "soft_win_rate": stats.get("soft_win_rate"), "soft_ci_low": stats.get("soft_ci_low"),
+            "soft_ci_high": stats.get("soft_ci_high"),
+            "first_position_preference": stats.get("first_position_preference"), "tie_rate": stats.get("tie_rate"),
+            "parse_failure_rate": stats.get("parse_failure_rate"),
+            "position_consistency": stats.get("position_consistency"),
+            "mean_length": stats.get("mean_candidate_length"), "baseline_mean_length": stats.get("mean_baseline_length"),
+            "mi_nats": mi_of(mi, candidate.trainer, candidate.iteration, "policy"),
+            "mi_nats_base_scorer": mi_of(mi, candidate.trainer, candidate.iteration, "base"),
+            "judge": judged["judge"], "judge_hash": judged["judge_hash"], "protocol": config.eval.protocol,
+            "run_id": run_dir.name, "config_hash": config.hash(), "commit": commit,
+            "responses_sha": judged["candidate_sha"], "verdicts_sha": file_hash(judged["verdicts_path"]),
+            "checkpoint_hash": _checkpoint_hash(candidate.checkpoint),
+            "verdicts_path": str(Path(judged["verdicts_path"]).relative_to(run_dir)),
+        })
+    return rows
+
+
+def _checkpoint_hash(checkpoint: Path | None) -> str | None:
+    if checkpoint is None:
+        return None
+    from harness.core.hashing import folder_hash
+
+    return folder_hash(checkpoint)
+
+
+def write_leaderboard(rows: list[dict], out_dir: Path, title: str, notes: list[str], metrics: list[dict]) -> list[Path]:
+    """Markdown, CSV, JSON and plots into ``out_dir``; returns the written paths."""
+    ranked = rank_rows(rows)
+    plots = []
+    for task in sorted({r["task"] for r in rows}):
+        task_rows = [r for r in rows if r["task"] == task and r["trainer"] not in ("base", "instruct")]
+        if task_rows:
+            plots.append(plot_win_rates(task_rows, out_dir / f"{task}-win-rate.png", f"{task}: win rate per iteration"))
+        task_metrics = [m for m in metrics if m.get("task", task) == task]
+        if task_metrics:
+            plots.append(plot_mutual_information(task_metrics, out_dir / f"{task}-mutual-information.png",
+                                                 f"{task}: MI estimate per iteration"))
+        task_lengths = [p for p in length_points(rows) if p["task"] == task]
+        if task_lengths:
+            plots.append(plot_lengths(task_lengths, out_dir / f"{task}-length.png", f"{task}: response length"))
+    markdown = to_markdown(ranked, title, notes, [p.name for p in plots])
+    atomic_write_text(out_dir / "leaderboard.md", markdown)
+    atomic_write_text(out_dir / "leaderboard.csv", to_csv(ranked))
+    atomic_write_text(out_dir / "leaderboard.json", to_json(ranked, notes))
+    return [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "leaderboard.json", *plots]
+
+
+def length_points(rows: list[dict]) -> list[dict]:
+    """Mean candidate length per (task, trainer, iteration) from rows judged against the base model, with the
+    base model's own length as iteration 0 (training principles only)."""
+    points = {}
+    for row in rows:
+        if row["baseline"] != "base" or row["principle_split"] != "train" or row["trainer"] in ("base", "instruct"):
+            continue
+        points[row["task"], row["trainer"], row["iteration"]] = row["mean_length"]
+        points[row["task"], row["trainer"], 0] = row["baseline_mean_length"]
+    return [{"task": t, "trainer": tr, "iteration": i, "mean_length": v}
+            for (t, tr, i), v in sorted(points.items()) if v is not None]
+
+
+def publish_run(config: RunConfig, task: Task, run_dir: Path, scored: list, commit: str | None) -> list[dict]:
+    rows = result_rows(config, task, run_dir, scored, commit)
+    metrics = read_jsonl(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else []
+    notes = run_notes(config, rows)
+    write_json(run_dir / RESULTS_FILE, {"run_id": run_dir.name, "config_hash": config.hash(), "commit": commit,
+                                        "notes": notes, "rows": rows})
+    write_leaderboard(rows, run_dir / "leaderboard", f"{task.name}: {config.trainer} run {run_dir.name}", notes,
+                      metrics)
+    return rows
+
+
+def plain_model_name(name: str) -> str:
+    """A model name a reader of a leaderboard can look up: the embedded default is spelled out."""
+    return f"`{name}` = {EMBEDDED_MODEL_ID}" if name == EMBEDDED_NAME else f"`{name}`"
+
+
+def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
+    from harness.judging.config import load_judge
+    from harness.stats.winrates import resolution_note
+
+    n = min((r["n"] for r in rows), default=0)
+    judge = load_judge(config.eval.judge)
+    notes = [f"Model: {plain_model_name(config.model.name)}. Judge: `{judge.name}` ({config.eval.protocol} protocol) "
+             f"with model {plain_model_name(judge.config.model)}. Data: `{config.data.source}`"
+             + (" (team-written demo queries shipped in harness/data/demo, not a public dataset)."
+                if config.data.source == "demo" else "."),
+             f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
+             "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
+             "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)." if config.eval.mutual_information
+             else "MI columns are empty: this run set eval.mutual_information=false."]
+    biased = [r["first_position_preference"] for r in rows if (r["first_position_preference"] or 0) >= POSITION_BIAS]
+    if biased:
+        notes.append(f"Warning: in {len(biased)} of {len(rows)} rows the judge chose the response shown first in at "
+                     f"least {POSITION_BIAS:.0%} of decisive calls, so its hard verdicts cancel across the two orders "
+                     "and the win rate sits at 50% whatever the responses; `soft_win_rate` (the judge's probability "
+                     "averaged over both orders) is the informative column. Use a stronger judge (`--judge robust`) "
+                     "and check it with `harness meta-eval`.")
+    return notes

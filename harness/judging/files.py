@@ -1,0 +1,123 @@
+"""Judging two response files end to end, for ``harness judge`` and the run pipeline.
+
+    result = judge_files("tldr", "sami/responses.jsonl", "base/responses.jsonl", load_judge("robust"), out_dir)
+
+writes ``out_dir/verdicts.jsonl`` (one line per judge call), ``out_dir/manifest.json`` (judge config and hash,
+inputs' file hashes, counts, seeds, code version) and ``out_dir/summary.json`` (the statistics of the judge's
+protocol), and returns the three.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.stats import winrates as stats
+from harness.core.artifacts import write_json, write_jsonl
+from harness.core.cache import ContentCache
+from harness.core.errors import HarnessError
+from harness.core.hashing import content_hash, derived_seed
+from harness.judging.config import Judge
+from harness.judging.engine import JudgeRunner, verdict_line
+from harness.judging.responses import Pair, load_responses, pair_responses
+from harness.stats.verdicts import parse_verdicts
+
+
+def default_constitution(task, item: str, seed: int) -> str:
+    """The task's all-positive evaluation constitution, for items whose response file carries none."""
+    from harness.tasks.principles import ConstitutionSampler
+
+    sampler = ConstitutionSampler(task.principles())
+    return sampler.evaluation(random.Random(derived_seed(item, seed, "eval"))).text
+
+
+def provenance() -> dict:
+    from harness.core.provenance import git_commit, package_versions
+
+    return {"git_commit": git_commit(), "packages": package_versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+@dataclass
+class JudgeResult:
+    out: Path
+    verdicts: list[dict]
+    summary: dict
+    manifest: dict
+
+
+def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str | Path, judge: Judge,
+                out: str | Path | None = None, *, limit: int | None = None, seed: int = 0,
+                cache: ContentCache | None = None, candidate_name: str | None = None,
+                baseline_name: str | None = None, retry_failures: bool = False, backend=None,
+                max_parse_failure_rate: float = stats.DEFAULT_MAX_PARSE_FAILURE_RATE, progress: bool = True,
+                log=print) -> JudgeResult:
+    from harness.tasks import get_task
+
+    task = get_task(task_name)
+    candidate = load_responses(candidate_path, candidate_name)
+    baseline = load_responses(baseline_path, baseline_name)
+    if candidate.system == baseline.system:
+        raise HarnessError(f"both response files are named '{candidate.system}'; name them apart "
+                           "(--candidate-name / --baseline-name)")
+    pairing = pair_responses(candidate, baseline, limit)
+    if pairing.constitution_note:
+        log(f"note: {pairing.constitution_note}")
+    if pairing.only_candidate or pairing.only_baseline:
+        log(f"note: judging {len(pairing.pairs)} shared items; "
+            f"{pairing.only_candidate} only in the candidate file, {pairing.only_baseline} only in the baseline file")
+    pairs = []
+    n_default = 0
+    for pair in pairing.pairs:
+        if pair.constitution is None:
+            n_default += 1
+            pair = Pair(pair.item, pair.query, default_constitution(task, pair.item, seed), pair.candidate, pair.baseline)
+        pairs.append(pair)
+    if n_default:
+        log(f"note: {n_default} items carry no constitution; judging them under the {task.name} task's "
+            "evaluation principles (all positive)")
+    out = Path(out) if out else Path("runs") / (
+        f"judge-{task.name}-{content_hash([candidate.describe()['sha256'], baseline.describe()['sha256'], judge.hash, seed, limit], 10)}")
+    runner = JudgeRunner(judge, cache, noun=task.response_noun, query_label=task.judge_query_label,
+                         seed=seed, backend=backend, progress=progress)
+    started = time.time()
+    calls = runner.build_calls(pairs)
+    outcomes = runner.run(calls, retry_failures=retry_failures)
+    lines = [verdict_line(call, outcome, judge, candidate.system, baseline.system) for call, outcome in zip(calls, outcomes)]
+    write_jsonl(out / "verdicts.jsonl", lines)
+    summary = summarize(lines, judge.protocol, seed, max_parse_failure_rate)
+    write_json(out / "summary.json", summary)
+    manifest = {
+        "stage": "judge",
+        "task": task.name,
+        "judge": judge.describe(),
+        "judge_hash": judge.hash,
+        "judge_backend": runner.backend.identity(),
+        "protocol": judge.protocol,
+        "seed": seed,
+        "limit": limit,
+        "candidate": candidate.describe(),
+        "baseline": baseline.describe(),
+        "pairing": {"n_items": len(pairs), "only_candidate": pairing.only_candidate,
+                    "only_baseline": pairing.only_baseline, "constitution_differs": pairing.constitution_differs,
+                    "default_constitution": n_default},
+        "counts": {**{k: v for k, v in asdict(runner.counts).items() if k != "extra"}, "lines": len(lines)},
+        "seconds": round(time.time() - started, 2),
+        "outputs": {"verdicts": "verdicts.jsonl", "summary": "summary.json"},
+        **provenance(),
+    }
+    write_json(out / "manifest.json", manifest)
+    return JudgeResult(out, lines, summary, manifest)
+
+
+def summarize(lines: list[dict], protocol: str, seed: int,
+              max_parse_failure_rate: float = stats.DEFAULT_MAX_PARSE_FAILURE_RATE) -> dict[str, Any]:
+    """Statistics of the verdict lines under the judge's protocol (``harness.stats.winrates.win_rates``)."""
+    verdicts = parse_verdicts(lines, "verdicts")
+    if protocol == "robust":
+        return stats.win_rates(verdicts, "robust", seed=seed, max_parse_failure_rate=max_parse_failure_rate)
+    return stats.win_rates(verdicts, "sami-paper", seed=seed)
