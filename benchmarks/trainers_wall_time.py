@@ -93,8 +93,7 @@ def child(args) -> int:
     if "OMP_NUM_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     from harness.tasks import get_task
-    from trainers import get_trainer
-    from trainers.base import TrainingJob
+    from harness.flow.train import TrainingJob, get_trainer
 
     started = time.perf_counter()
     import accelerate  # noqa: F401  -- the same heavy imports in every child, outside the timed call
@@ -109,7 +108,7 @@ def child(args) -> int:
     name, _, loss = args.child.partition("-")
     if loss:
         config.dpo.loss_type = loss
-    job = TrainingJob(config, get_task("tldr"), payload["groups"], 1, args.steps,
+    job = TrainingJob.from_config(config, get_task("tldr"), payload["groups"], 1, args.steps,
                       Path(args.workdir) / args.child / "checkpoint",
                       Path(args.workdir) / args.child / "telemetry.jsonl")
     trainer = get_trainer(name)

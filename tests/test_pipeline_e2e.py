@@ -119,7 +119,7 @@ def test_killed_and_resumed_run_publishes_the_same_leaderboard(tmp_path):
 
 @pytest.mark.slow
 def test_rerun_of_a_finished_run_does_no_model_work(tmp_path, monkeypatch):
-    from harness import models
+    from harness.models import loading as models
     from harness.config import load_config
     from harness.pipeline import run_pipeline
 

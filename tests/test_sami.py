@@ -18,9 +18,9 @@ from tiny_models import build_tiny_model, synthetic_groups, tiny_config  # noqa:
 
 from harness.models.logprobs import encode_pairs, response_logprobs, response_window
 from harness.tasks import get_task
-from trainers.base import TrainingJob
-from trainers.sami import (SamiBatcher, diagonal_gap, infonce_estimate, logprob_matrix, optimizer_step,
-                           sami_loss, sami_loss_per_query, scoring_pairs, train)
+from harness.flow.train import TrainingJob
+from harness.objectives import diagonal_gap, infonce_estimate, sami_loss, sami_loss_per_query, scoring_pairs
+from trainers.sami import SamiBatcher, logprob_matrix, optimizer_step, train
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def test_four_micro_batches_equal_one_batch_of_four(tiny_dir):
 
 def run_train(tiny_dir, out: Path, steps=2, groups=None, **train):
     config = tiny_config(tiny_dir, **train)
-    job = TrainingJob(config, get_task("tldr"), groups or synthetic_groups(6), 1, steps, out / "checkpoint",
+    job = TrainingJob.from_config(config, get_task("tldr"), groups or synthetic_groups(6), 1, steps, out / "checkpoint",
                       out / "telemetry.jsonl")
     return train_fn(job), [json.loads(line) for line in (out / "telemetry.jsonl").read_text().splitlines()]
 
@@ -251,11 +251,11 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from tiny_models import synthetic_groups, tiny_config
 from harness.tasks import get_task
-from trainers.base import TrainingJob
+from harness.flow.train import TrainingJob
 from trainers.sami import train
 out = Path(sys.argv[1])
 config = tiny_config(Path({model!r}), queries_per_step=4, micro_batch_queries=1)
-train(TrainingJob(config, get_task("tldr"), synthetic_groups(6), 1, 3, out / "checkpoint", out / "telemetry.jsonl"))
+train(TrainingJob.from_config(config, get_task("tldr"), synthetic_groups(6), 1, 3, out / "checkpoint", out / "telemetry.jsonl"))
 """
 
 

@@ -19,7 +19,8 @@ import pytest
 from harness.core.artifacts import read_jsonl
 from harness.core.cache import ContentCache
 from harness.config import load_config
-from harness.flow.train import run_expert_iteration
+from harness.core.run_layout import RunLayout
+from harness.pipeline import run_expert_iteration
 from harness.flow.score import ESTIMATOR, record_mutual_information
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "tldr" / "oai1b.csv"
@@ -45,9 +46,9 @@ def test_sami_on_embedded_model_with_real_posts(tmp_path):
         "train.queries_per_step=8", "train.learning_rate=5e-5", "train.max_prompt_tokens=1024",
         "eval.mi_queries=24"])
     cache = ContentCache()
-    summary = run_expert_iteration(config, run_dir, cache)[0]
+    summary = run_expert_iteration(config, RunLayout(run_dir), cache)[0]
     print("\niteration 1:", summary["kept"], "of", summary["queries"], "groups kept; dropped", summary["dropped"])
-    record_mutual_information(config, run_dir, cache)
+    record_mutual_information(config, RunLayout(run_dir), cache)
     rows = read_jsonl(run_dir / "metrics.jsonl")
     for row in rows:
         change = row.get("change_vs_iteration_0")

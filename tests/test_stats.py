@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-from harness.stats import winrates as stats
+from harness import stats
 from harness.cli import main
 from harness.core.errors import HarnessError
 from harness.core.hashing import derived_seed

@@ -4,8 +4,7 @@ import pytest
 
 from harness.config import RunConfig
 from harness.core.errors import ConfigError
-from trainers import get_trainer
-from trainers.variants import base_name, trainer_specs, variant_config
+from harness.flow.train import base_name, get_trainer, trainer_specs, variant_config
 
 
 def test_variant_overrides_learning_rate_and_dpo_settings():

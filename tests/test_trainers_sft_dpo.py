@@ -23,10 +23,10 @@ from tiny_models import build_tiny_model, synthetic_groups, tiny_config  # noqa:
 
 from harness.models.logprobs import encode_pairs
 from harness.tasks import get_task
-from trainers import get_trainer, trainers
-from trainers.base import TrainingJob
+from harness.flow.train import TrainingJob, get_trainer, trainers
 from trainers.dpo import PairBatcher, dpo_pairs, preference_loss, resolve_beta, sequence_logprobs
-from trainers.sami import SamiBatcher, logprob_matrix, scoring_pairs
+from harness.objectives import scoring_pairs
+from trainers.sami import SamiBatcher, logprob_matrix
 from trainers.sft import micro_batch_size, sft_pairs, sft_rows
 
 torch.set_num_threads(1)
@@ -55,7 +55,7 @@ def make_job(tiny_dir, tmp_path, groups, name="run", iteration=1, steps=2, dpo=N
         setattr(config.dpo, key, value)
     for key, value in (sft or {}).items():
         setattr(config.sft, key, value)
-    return TrainingJob(config, TASK, groups, iteration, steps, tmp_path / f"{name}-it{iteration}",
+    return TrainingJob.from_config(config, TASK, groups, iteration, steps, tmp_path / f"{name}-it{iteration}",
                        tmp_path / f"{name}-it{iteration}.jsonl")
 
 
@@ -376,12 +376,11 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from tiny_models import synthetic_groups, tiny_config
 from harness.tasks import get_task
-from trainers import get_trainer
-from trainers.base import TrainingJob
+from harness.flow.train import TrainingJob, get_trainer
 out = Path(sys.argv[1])
 for name in ("dpo", "sft"):
     config = tiny_config(Path({model!r}), queries_per_step=4, micro_batch_queries=1)
-    get_trainer(name)(TrainingJob(config, get_task("tldr"), synthetic_groups(6), 1, 3, out / name / "checkpoint",
+    get_trainer(name)(TrainingJob.from_config(config, get_task("tldr"), synthetic_groups(6), 1, 3, out / name / "checkpoint",
                                   out / name / "telemetry.jsonl"))
 """
 

@@ -1,7 +1,7 @@
 """Training-loop pieces every trainer shares: base-model loading, optimizer, LoRA, Accelerate, checkpoints,
 telemetry, and the deterministic batch schedule.
 
-Each trainer restarts from the base weights (``job.config.model``) at every expert iteration (SAMI paper,
+Each trainer restarts from the base weights (``job.model``) at every expert iteration (SAMI paper,
 section 3), so nothing here ever loads an earlier iterate. Distributed runs go through Accelerate: under
 ``torchrun --nproc_per_node N`` or ``accelerate launch --multi_gpu --num_processes N`` (with an FSDP config on
 GPUs, if wanted) every process runs the same code, takes its shard of each optimizer step's queries, and
@@ -11,25 +11,26 @@ Accelerate averages the gradients. (``accelerate launch --cpu`` runs a single pr
 
 from __future__ import annotations
 
-import gc
 import json
+import math
 import os
 import random
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from harness.config import RunConfig, TrainConfig
+from harness.config import ModelConfig, TrainConfig
+from harness.core.distributed import cpu_only, distributed_state
 from harness.core.errors import HarnessError
 from harness.core.hashing import derived_seed
 from harness.flow.generate import QueryGroup
 from harness.models.logprobs import EncodedBatch, encode_pairs
 from harness.models.loading import ResolvedModel, load_causal_lm, load_tokenizer, resolve_model
-from harness.models.prompts import Format
+from harness.models.prompts import Format, resolve_format
 from harness.tasks import Task
 
 T = TypeVar("T")
@@ -48,6 +49,12 @@ class GroupEncoder:
     principles_in_system: bool = False
     max_prompt_tokens: int = 512
     max_response_tokens: int = 512
+
+    @classmethod
+    def for_job(cls, job, tokenizer):
+        """The encoder of a TrainingJob's task, base model prompt settings and token limits."""
+        return cls(job.task, tokenizer, resolve_format(job.model.prompt_format, tokenizer),
+                   job.model.principles_in == "system", job.train.max_prompt_tokens, job.train.max_response_tokens)
 
     def pairs(self, groups: list[QueryGroup]) -> tuple[list[str], list[str]]:
         raise NotImplementedError
@@ -74,17 +81,17 @@ class BaseModel:
     resolved: ResolvedModel
 
 
-def load_base(config: RunConfig) -> BaseModel:
-    """Load the BASE model of ``config.model`` (never an earlier iterate): restart-from-base."""
-    resolved = resolve_model(config.model)
-    tokenizer = load_tokenizer(resolved, config.model)
-    model = load_causal_lm(resolved, config.model)
+def load_base(model_config: ModelConfig) -> BaseModel:
+    """Load the BASE model (``job.model``, never an earlier iterate): restart-from-base."""
+    resolved = resolve_model(model_config)
+    tokenizer = load_tokenizer(resolved, model_config)
+    model = load_causal_lm(resolved, model_config)
     return BaseModel(model, tokenizer, resolved)
 
 
-def load_frozen_reference(config: RunConfig) -> torch.nn.Module:
+def load_frozen_reference(model_config: ModelConfig) -> torch.nn.Module:
     """A second, frozen copy of the base model (for a KL penalty with full fine-tuning)."""
-    model = load_causal_lm(resolve_model(config.model), config.model)
+    model = load_causal_lm(resolve_model(model_config), model_config)
     model.eval()
     model.requires_grad_(False)
     return model
@@ -99,6 +106,29 @@ def apply_lora(model: torch.nn.Module, train: TrainConfig) -> torch.nn.Module:
     return get_peft_model(model, config)
 
 
+def prepare_for_training(model: torch.nn.Module, train: TrainConfig) -> torch.nn.Module:
+    """Gradient checkpointing and LoRA adapters, as ``train`` asks."""
+    if train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+        if train.lora:
+            model.enable_input_require_grads()
+    return apply_lora(model, train) if train.lora else model
+
+
+def accelerated(model: torch.nn.Module, train: TrainConfig):
+    """(prepared model, optimizer, accelerator, processes) for steps of ``train.queries_per_step`` queries split
+    evenly over the processes and accumulated over micro-batches of ``train.micro_batch_queries`` queries."""
+    processes = distributed_state().num_processes
+    Q, M = train.queries_per_step, train.micro_batch_queries
+    if Q % processes:
+        raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")
+    accelerator = make_accelerator(train, math.ceil(Q // processes / M))
+    optimizer = make_optimizer(model.parameters(), train)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return model, optimizer, accelerator, processes
+
+
 def make_optimizer(parameters, train: TrainConfig) -> torch.optim.Optimizer:
     """AdamW (mistral-7b runs) or RMSprop (mixtral / llama3-70b runs) at a constant learning rate; no weight
     decay, no schedule (SPEC section 2)."""
@@ -110,19 +140,6 @@ def make_optimizer(parameters, train: TrainConfig) -> torch.optim.Optimizer:
     if train.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=train.learning_rate)
     raise HarnessError(f"unknown optimizer '{train.optimizer}' (adamw, rmsprop)")
-
-
-def cpu_only() -> bool:
-    """No accelerator device: Accelerate must be told ``cpu=True`` to see a torchrun launch as MULTI_CPU (gloo);
-    without it, every process believes it is alone and trains on its own."""
-    return not torch.cuda.is_available()
-
-
-def distributed_state():
-    """Accelerate's process state (rank, world size), initialising the process group under torchrun."""
-    from accelerate.state import PartialState
-
-    return PartialState(cpu=cpu_only())
 
 
 def make_accelerator(train: TrainConfig, gradient_accumulation_steps: int = 1):
@@ -139,14 +156,6 @@ def make_accelerator(train: TrainConfig, gradient_accumulation_steps: int = 1):
         AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(gradient_accumulation_steps=gradient_accumulation_steps, mixed_precision=train.mixed_precision,
                        cpu=cpu_only())
-
-
-def release(*objects) -> None:
-    """Drop references and return memory (CPU and GPU) before the next stage loads a model."""
-    del objects
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 # --- the batch schedule ---------------------------------------------------------------------------------------
@@ -184,6 +193,44 @@ def process_shard(batch: Sequence[T], process_index: int, num_processes: int) ->
 
 def micro_batches(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+# --- the optimizer step -----------------------------------------------------------------------------------
+
+MicroLoss = Callable[[int, list], "tuple[torch.Tensor, dict[str, float]]"]
+
+
+def accumulate_step(model, optimizer, accelerator, chunks: list[list], global_queries: int, micro_loss: MicroLoss,
+                    max_grad_norm: float | None = None) -> dict[str, float]:
+    """One optimizer step over this process's micro-batches ``chunks`` of the step's queries.
+
+    ``micro_loss(k, chunk)`` returns the (B,) objective of the chunk's queries and named sums for telemetry.
+    Scaling: each micro-batch contributes ``sum_q loss_q * P * K / Q`` (P processes, K micro-batches per process,
+    Q queries per global step); ``accelerator.backward`` divides by K and the distributed all-reduce averages over
+    P, so the accumulated gradient is exactly the gradient of the mean loss over the Q queries, whatever the
+    micro-batch size, and uneven last micro-batches are weighted correctly (gradients are never zeroed between
+    micro-steps). Returns the named sums added over micro-batches and processes."""
+    K = accelerator.gradient_accumulation_steps
+    if len(chunks) != K:
+        raise RuntimeError(f"accelerator accumulates {K} micro-batches but this step has {len(chunks)}")
+    P = accelerator.num_processes
+    totals: dict[str, float] = {}
+    for k, chunk in enumerate(chunks):
+        with accelerator.accumulate(model):
+            objective, sums = micro_loss(k, chunk)
+            accelerator.backward(objective.sum() * (P * K / global_queries))
+            if accelerator.sync_gradients and max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        for name, value in sums.items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+    if not accelerator.sync_gradients:
+        raise RuntimeError("gradient accumulation ended out of step with the optimizer")
+    names = sorted(totals)
+    local = torch.tensor([totals[name] for name in names], dtype=torch.float64)
+    reduced = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu().tolist()
+    return dict(zip(names, reduced))
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ tokens/s, the step's query ids). Checkpoints are saved like SAMI's (safetensors 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +58,11 @@ import torch.nn.functional as F
 from harness.config import DPOConfig
 from harness.flow.generate import QueryGroup
 from harness.models.logprobs import EncodedBatch, response_logprobs
-from harness.models.prompts import Format, render_for_scoring, resolve_format
+from harness.models.prompts import Format, render_for_scoring
 from harness.tasks import Task
-from trainers.base import TrainingJob
-from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_state, load_base, make_accelerator, make_optimizer,
-                             micro_batches, process_shard, release, save_checkpoint, schedule_tag, seed_everything,
+from harness.flow.train import TrainingJob
+from trainers.common import (GroupEncoder, Telemetry, accelerated, accumulate_step, load_base, micro_batches,
+                             prepare_for_training, process_shard, save_checkpoint, schedule_tag, seed_everything,
                              step_schedule)
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
@@ -206,45 +205,35 @@ class StepStats:
 def optimizer_step(model, optimizer, accelerator, batcher: PairBatcher, local_groups: list[QueryGroup],
                    reference: list[torch.Tensor] | None, micro_batch_queries: int, global_queries: int,
                    loss_type: str, beta: float, gamma: float, max_grad_norm: float | None = None) -> StepStats:
-    """One optimizer step over this process's share of the step's queries, accumulated over micro-batches with
-    SAMI's scaling: each micro-batch contributes ``sum_q loss_q * P * K / Q``, so the update is the gradient of the
-    mean loss over the step's Q queries whatever the micro-batch size and process count."""
+    """One optimizer step over this process's share of the step's queries with SAMI's accumulation
+    (``accumulate_step``: the gradient of the mean loss over the step's Q queries whatever the micro-batch size and
+    process count); ``reference[k]`` holds micro-batch k's precomputed base-model log-probs."""
     started = time.perf_counter()
-    chunks = micro_batches(local_groups, micro_batch_queries)
-    K = accelerator.gradient_accumulation_steps
-    if len(chunks) != K:
-        raise RuntimeError(f"accelerator accumulates {K} micro-batches but this step has {len(chunks)}")
-    P = accelerator.num_processes
-    sums = torch.zeros(11, dtype=torch.float64)
-    for k, chunk in enumerate(chunks):
+
+    def micro_loss(k: int, chunk: list[QueryGroup]) -> tuple[torch.Tensor, dict[str, float]]:
         C = group_size(chunk)
         batch = batcher.encode(chunk)
-        with accelerator.accumulate(model):
-            policy, counts = sequence_logprobs(model, batch, len(chunk), C)
-            ref = reference[k].to(policy.device) if reference is not None else None
-            out = preference_loss(policy, counts, ref, loss_type, beta, gamma)
-            accelerator.backward(out.per_query.sum() * (P * K / global_queries))
-            if accelerator.sync_gradients and max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            mean_logprob = policy.detach() / counts.clamp(min=1)
-            sums += torch.tensor([
-                out.per_query.detach().sum().item(), out.margin.detach().mean(-1).sum().item(),
-                (out.margin.detach() > 0).float().mean(-1).sum().item(), out.chosen.detach().sum().item(),
-                out.rejected.detach().mean(-1).sum().item(), mean_logprob[:, 0].sum().item(),
-                mean_logprob[:, 1:].mean(-1).sum().item(), len(chunk), len(chunk) * (C - 1),
-                int(batch.attention_mask.sum()), int(batch.response_mask.sum())], dtype=torch.float64)
-    if not accelerator.sync_gradients:
-        raise RuntimeError("gradient accumulation ended out of step with the optimizer")
-    sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
-    n = max(sums[7].item(), 1.0)
-    return StepStats(loss=sums[0].item() / n, margin=sums[1].item() / n, accuracy=sums[2].item() / n,
-                     chosen_reward=sums[3].item() / n, rejected_reward=sums[4].item() / n,
-                     chosen_logprob=sums[5].item() / n, rejected_logprob=sums[6].item() / n,
-                     queries=int(sums[7].item()), pairs=int(sums[8].item()), tokens=int(sums[9].item()),
-                     response_tokens=int(sums[10].item()), seconds=time.perf_counter() - started)
+        policy, counts = sequence_logprobs(model, batch, len(chunk), C)
+        ref = reference[k].to(policy.device) if reference is not None else None
+        out = preference_loss(policy, counts, ref, loss_type, beta, gamma)
+        margin = out.margin.detach()
+        mean_logprob = policy.detach() / counts.clamp(min=1)
+        return out.per_query, {
+            "loss": out.per_query.detach().sum().item(), "margin": margin.mean(-1).sum().item(),
+            "accuracy": (margin > 0).float().mean(-1).sum().item(), "chosen_reward": out.chosen.detach().sum().item(),
+            "rejected_reward": out.rejected.detach().mean(-1).sum().item(),
+            "chosen_logprob": mean_logprob[:, 0].sum().item(), "rejected_logprob": mean_logprob[:, 1:].mean(-1).sum().item(),
+            "queries": len(chunk), "pairs": len(chunk) * (C - 1), "tokens": int(batch.attention_mask.sum()),
+            "response_tokens": int(batch.response_mask.sum())}
+
+    sums = accumulate_step(model, optimizer, accelerator, micro_batches(local_groups, micro_batch_queries),
+                           global_queries, micro_loss, max_grad_norm)
+    n = max(sums["queries"], 1.0)
+    return StepStats(loss=sums["loss"] / n, margin=sums["margin"] / n, accuracy=sums["accuracy"] / n,
+                     chosen_reward=sums["chosen_reward"] / n, rejected_reward=sums["rejected_reward"] / n,
+                     chosen_logprob=sums["chosen_logprob"] / n, rejected_logprob=sums["rejected_logprob"] / n,
+                     queries=int(sums["queries"]), pairs=int(sums["pairs"]), tokens=int(sums["tokens"]),
+                     response_tokens=int(sums["response_tokens"]), seconds=time.perf_counter() - started)
 
 
 # --- the trainer ----------------------------------------------------------------------------------------------
@@ -252,32 +241,15 @@ def optimizer_step(model, optimizer, accelerator, batcher: PairBatcher, local_gr
 def train(job: TrainingJob) -> Path:
     """Train DPO (``dpo.loss_type``: sigmoid, ipo or simpo) from the base weights on ``job.groups`` for
     ``job.steps`` optimizer steps; save a checkpoint folder (safetensors + tokenizer) at ``job.output_dir``."""
-    config, train_config, dpo = job.config, job.config.train, job.config.dpo
+    train_config, dpo = job.train, job.dpo
     beta, gamma = resolve_beta(dpo, job.task), dpo.simpo_gamma if dpo.loss_type == "simpo" else 0.0
     seed_everything(train_config.seed)
-    base = load_base(config)  # restart from the base weights: this model is also the reference until step 1
+    base = load_base(job.model)  # restart from the base weights: this model is also the reference until step 1
     model, tokenizer = base.model, base.tokenizer
     disable_dropout(model)
-    if train_config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-        if train_config.lora:
-            model.enable_input_require_grads()
-    if train_config.lora:
-        model = apply_lora(model, train_config)
-
-    processes = distributed_state().num_processes
+    model, optimizer, accelerator, processes = accelerated(prepare_for_training(model, train_config), train_config)
     Q, M = train_config.queries_per_step, train_config.micro_batch_queries
-    if Q % processes:
-        raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")
-    accumulation = math.ceil(Q // processes / M)
-    accelerator = make_accelerator(train_config, accumulation)
-    optimizer = make_optimizer(model.parameters(), train_config)
-    model, optimizer = accelerator.prepare(model, optimizer)
-
-    batcher = PairBatcher(job.task, tokenizer, resolve_format(config.model.prompt_format, tokenizer),
-                          config.model.principles_in == "system", train_config.max_prompt_tokens,
-                          train_config.max_response_tokens)
+    batcher = PairBatcher.for_job(job, tokenizer)
     schedule = step_schedule(job.groups, job.steps, Q, train_config.seed, tag=schedule_tag(job.iteration))
     local_schedule = [process_shard(batch, accelerator.process_index, processes) for batch in schedule]
 
@@ -316,8 +288,7 @@ def train(job: TrainingJob) -> Path:
             "simpo_gamma": gamma if dpo.loss_type == "simpo" else None, "iteration": job.iteration,
             "steps": job.steps, "queries_per_step": Q, "reference": "precomputed base-model log-probs"
             if reference is not None else "none (reference-free)", "reference_precompute_s": reference_seconds,
-            "base_model": base.resolved.identity, "config_hash": config.hash(), "groups": len(job.groups)}
+            "base_model": base.resolved.identity, "config_hash": job.config_hash, "groups": len(job.groups)}
     output = save_checkpoint(accelerator, model, tokenizer, Path(job.output_dir), info)
     accelerator.free_memory()
-    release(model, optimizer, reference)
     return output

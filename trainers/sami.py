@@ -32,92 +32,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from harness.flow.generate import QueryGroup
 from harness.models.logprobs import EncodedBatch, response_logprobs, window_logits, window_token_logprobs
-from harness.models.prompts import Format, render_for_scoring, resolve_format
-from harness.tasks import Task
-from trainers.base import TrainingJob
-from trainers.common import (GroupEncoder, Telemetry, apply_lora, distributed_state, load_base, load_frozen_reference,
-                             make_accelerator, make_optimizer, micro_batches, process_shard, release,
-                             save_checkpoint, schedule_tag, seed_everything, step_schedule)
-
-ESTIMATOR = "InfoNCE lower bound on I(Y;C|X), log C - L_SAMI"
-
-
-# --- the objective --------------------------------------------------------------------------------------
-
-def _as_batch(logprobs: torch.Tensor) -> torch.Tensor:
-    if logprobs.dim() == 2:
-        logprobs = logprobs.unsqueeze(0)
-    if logprobs.dim() != 3 or logprobs.shape[-1] != logprobs.shape[-2]:
-        raise ValueError(f"expected a (C, C) or (B, C, C) log-prob matrix, got shape {tuple(logprobs.shape)}")
-    return logprobs
-
-
-def sami_loss_per_query(logprobs: torch.Tensor) -> torch.Tensor:
-    """The SAMI loss of each query: shape (B,) for a (B, C, C) input (a (C, C) input counts as B = 1).
-
-    Row i is a C-way classification of which response was generated under constitution i, column j of which
-    constitution generated response j; both use the raw log-probs as logits (no temperature), target = diagonal.
-    """
-    L = _as_batch(logprobs)
-    B, C, _ = L.shape
-    target = torch.arange(C, device=L.device).expand(B, C)
-    rows = F.cross_entropy(L.reshape(B * C, C), target.reshape(-1), reduction="none").view(B, C).mean(-1)
-    cols = F.cross_entropy(L.transpose(1, 2).reshape(B * C, C), target.reshape(-1), reduction="none")
-    return (rows + cols.view(B, C).mean(-1)) / 2
-
-
-def sami_loss(logprobs: torch.Tensor) -> torch.Tensor:
-    """SAMI's contrastive loss (Franken et al. 2024, eq. 3-4): the mean of the row-wise and the column-wise
-    cross-entropy of ``logprobs`` against its diagonal, averaged over the batch.
-
-    ``logprobs`` has shape (C, C) or (B, C, C); ``logprobs[..., i, j]`` is the per-token mean log-probability of
-    response j under constitution i. Returns a scalar; for equal log-probs it is log C (ln 2 ~ 0.693 at C = 2).
-    """
-    return sami_loss_per_query(logprobs).mean()
-
-
-def infonce_estimate(loss, n_constitutions: int):
-    """``log C - loss``: the InfoNCE lower bound on I(Y; C | X) in nats (at most log C)."""
-    return math.log(n_constitutions) - loss
-
-
-def diagonal_gap(logprobs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per query: (mean diagonal log-prob, mean off-diagonal log-prob)."""
-    L = _as_batch(logprobs)
-    C = L.shape[-1]
-    eye = torch.eye(C, dtype=torch.bool, device=L.device)
-    diagonal = L[:, eye].mean(-1)
-    off = L[:, ~eye].mean(-1) if C > 1 else torch.zeros_like(diagonal)
-    return diagonal, off
-
-
-# --- the log-prob matrix ---------------------------------------------------------------------------------
-
-def scoring_pairs(task: Task, groups: list[QueryGroup], tokenizer, fmt: Format,
-                  principles_in_system: bool = False) -> tuple[list[str], list[str]]:
-    """(context, continuation) for every (query, constitution i, response j), in that nesting order.
-
-    Contexts use the task's TRAINING prompt (the paper trains on a shorter prompt than it generates with)."""
-    contexts, continuations = [], []
-    for group in groups:
-        prompts = [task.training_prompt(group.query, c.text) for c in group.constitutions]
-        for prompt in prompts:
-            for response in group.responses:
-                context, continuation = render_for_scoring(prompt, response, fmt, tokenizer, principles_in_system)
-                contexts.append(context)
-                continuations.append(continuation)
-    return contexts, continuations
-
-
-def group_size(groups: list[QueryGroup]) -> int:
-    sizes = {len(g.constitutions) for g in groups} | {len(g.responses) for g in groups}
-    if len(sizes) != 1:
-        raise ValueError(f"every query needs the same number C of constitutions and responses, got {sorted(sizes)}")
-    return sizes.pop()
+from harness.objectives import diagonal_gap, group_size, infonce_estimate, sami_loss_per_query, scoring_pairs
+from harness.flow.train import TrainingJob
+from trainers.common import (GroupEncoder, Telemetry, accelerated, accumulate_step, load_base, load_frozen_reference,
+                             micro_batches, prepare_for_training, process_shard, save_checkpoint, schedule_tag,
+                             seed_everything, step_schedule)
 
 
 def token_kl(logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
@@ -188,47 +110,29 @@ def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_gr
                    micro_batch_queries: int, global_queries: int, summed: bool = False, kl_beta: float = 0.0,
                    reference: Callable[[EncodedBatch, int], torch.Tensor] | None = None,
                    max_grad_norm: float | None = None) -> StepStats:
-    """One optimizer step over this process's share of the step's queries, accumulated over micro-batches.
-
-    Scaling: each micro-batch contributes ``sum_q loss_q * P * K / Q`` (P processes, K micro-batches per
-    process, Q queries per global step); ``accelerator.backward`` divides by K and the distributed all-reduce
-    averages over P, so the accumulated gradient is exactly the gradient of the mean loss over the Q queries,
-    whatever the micro-batch size, and uneven last micro-batches are weighted correctly.
-    """
+    """One optimizer step over this process's share of the step's queries (``accumulate_step``: the update is the
+    gradient of the mean objective over the step's queries, whatever the micro-batch size or process count)."""
     started = time.perf_counter()
-    chunks = micro_batches(local_groups, micro_batch_queries)
-    K = accelerator.gradient_accumulation_steps
-    if len(chunks) != K:
-        raise RuntimeError(f"accelerator accumulates {K} micro-batches but this step has {len(chunks)}")
-    P = accelerator.num_processes
-    sums = torch.zeros(9, dtype=torch.float64)
-    for chunk in chunks:
-        C = group_size(chunk)
+
+    def micro_loss(_: int, chunk: list[QueryGroup]) -> tuple[torch.Tensor, dict[str, float]]:
         batch = batcher.encode(chunk)
-        with accelerator.accumulate(model):
-            L, kl = logprob_matrix(model, batch, len(chunk), C, summed, reference if kl_beta > 0 else None)
-            per_query = sami_loss_per_query(L)
-            objective = per_query + kl_beta * kl if kl is not None else per_query
-            accelerator.backward(objective.sum() * (P * K / global_queries))
-            if accelerator.sync_gradients and max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            diagonal, off = diagonal_gap(L.detach())
-            sums += torch.tensor([per_query.detach().sum().item(), objective.detach().sum().item(),
-                                  diagonal.sum().item(), off.sum().item(),
-                                  kl.detach().sum().item() if kl is not None else 0.0, len(chunk),
-                                  int(batch.attention_mask.sum()), int(batch.response_mask.sum()),
-                                  batcher.contexts_at_limit(batch)], dtype=torch.float64)
-    if not accelerator.sync_gradients:
-        raise RuntimeError("gradient accumulation ended out of step with the optimizer")
-    sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
-    n = max(sums[5].item(), 1.0)
-    return StepStats(loss=sums[0].item() / n, objective=sums[1].item() / n, diagonal=sums[2].item() / n,
-                     off_diagonal=sums[3].item() / n, kl=sums[4].item() / n, queries=int(sums[5].item()),
-                     tokens=int(sums[6].item()), response_tokens=int(sums[7].item()),
-                     at_prompt_limit=int(sums[8].item()), seconds=time.perf_counter() - started)
+        L, kl = logprob_matrix(model, batch, len(chunk), group_size(chunk), summed, reference if kl_beta > 0 else None)
+        per_query = sami_loss_per_query(L)
+        objective = per_query + kl_beta * kl if kl is not None else per_query
+        diagonal, off = diagonal_gap(L.detach())
+        return objective, {"loss": per_query.detach().sum().item(), "objective": objective.detach().sum().item(),
+                           "diagonal": diagonal.sum().item(), "off_diagonal": off.sum().item(),
+                           "kl": kl.detach().sum().item() if kl is not None else 0.0, "queries": len(chunk),
+                           "tokens": int(batch.attention_mask.sum()), "response_tokens": int(batch.response_mask.sum()),
+                           "at_prompt_limit": batcher.contexts_at_limit(batch)}
+
+    sums = accumulate_step(model, optimizer, accelerator, micro_batches(local_groups, micro_batch_queries),
+                           global_queries, micro_loss, max_grad_norm)
+    n = max(sums["queries"], 1.0)
+    return StepStats(loss=sums["loss"] / n, objective=sums["objective"] / n, diagonal=sums["diagonal"] / n,
+                     off_diagonal=sums["off_diagonal"] / n, kl=sums["kl"] / n, queries=int(sums["queries"]),
+                     tokens=int(sums["tokens"]), response_tokens=int(sums["response_tokens"]),
+                     at_prompt_limit=int(sums["at_prompt_limit"]), seconds=time.perf_counter() - started)
 
 
 # --- the trainer ----------------------------------------------------------------------------------------------
@@ -236,27 +140,14 @@ def optimizer_step(model, optimizer, accelerator, batcher: SamiBatcher, local_gr
 def train(job: TrainingJob) -> Path:
     """Train SAMI from the base weights on ``job.groups`` for ``job.steps`` optimizer steps; save a checkpoint
     folder (safetensors + tokenizer) at ``job.output_dir`` and return it."""
-    config, train_config = job.config, job.config.train
+    train_config = job.train
     seed_everything(train_config.seed)
-    base = load_base(config)  # restart from the base weights, never from the previous iterate
+    base = load_base(job.model)  # restart from the base weights, never from the previous iterate
     model, tokenizer = base.model, base.tokenizer
-    if train_config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-        if train_config.lora:
-            model.enable_input_require_grads()
-    if train_config.lora:
-        model = apply_lora(model, train_config)
-    reference_model = load_frozen_reference(config) if train_config.kl_beta > 0 and not train_config.lora else None
-
-    processes = distributed_state().num_processes
+    model = prepare_for_training(model, train_config)
+    reference_model = load_frozen_reference(job.model) if train_config.kl_beta > 0 and not train_config.lora else None
+    model, optimizer, accelerator, processes = accelerated(model, train_config)
     Q, M = train_config.queries_per_step, train_config.micro_batch_queries
-    if Q % processes:
-        raise ValueError(f"train.queries_per_step={Q} must be divisible by the {processes} processes")
-    accumulation = math.ceil(Q // processes / M)
-    accelerator = make_accelerator(train_config, accumulation)
-    optimizer = make_optimizer(model.parameters(), train_config)
-    model, optimizer = accelerator.prepare(model, optimizer)
     if reference_model is not None:
         reference_model.to(accelerator.device)
 
@@ -266,9 +157,7 @@ def train(job: TrainingJob) -> Path:
         with accelerator.unwrap_model(model).disable_adapter():  # LoRA: the adapter-free model is the base
             return window_logits(model, batch, keep)
 
-    batcher = SamiBatcher(job.task, tokenizer, resolve_format(config.model.prompt_format, tokenizer),
-                          config.model.principles_in == "system", train_config.max_prompt_tokens,
-                          train_config.max_response_tokens)
+    batcher = SamiBatcher.for_job(job, tokenizer)
     schedule = step_schedule(job.groups, job.steps, Q, train_config.seed, tag=schedule_tag(job.iteration))
     telemetry = Telemetry(job.telemetry_path, job.steps, f"sami iter {job.iteration}",
                           enabled=accelerator.is_main_process)
@@ -300,8 +189,7 @@ def train(job: TrainingJob) -> Path:
     finally:
         telemetry.close()
     info = {"trainer": "sami", "iteration": job.iteration, "steps": job.steps, "queries_per_step": Q,
-            "base_model": base.resolved.identity, "config_hash": config.hash(), "groups": len(job.groups)}
+            "base_model": base.resolved.identity, "config_hash": job.config_hash, "groups": len(job.groups)}
     output = save_checkpoint(accelerator, model, tokenizer, Path(job.output_dir), info)
     accelerator.free_memory()
-    release(model, optimizer, reference_model)
     return output

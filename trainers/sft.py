@@ -59,9 +59,10 @@ from harness.flow.generate import QueryGroup
 from harness.models.logprobs import encode_pairs
 from harness.models.prompts import Format, render_for_scoring, resolve_format
 from harness.tasks import Task
-from trainers.base import TrainingJob
-from trainers.common import (Telemetry, apply_lora, cpu_only, distributed_state, load_base, release,
-                             save_checkpoint, schedule_tag, seed_everything, step_schedule)
+from harness.core.distributed import cpu_only, distributed_state
+from harness.flow.train import TrainingJob
+from trainers.common import (Telemetry, apply_lora, load_base, save_checkpoint, schedule_tag, seed_everything,
+                             step_schedule)
 
 TESTED_TRL = ">=1.16,<2"  # the SFTTrainer/SFTConfig API used here (pre-tokenized input_ids + completion_mask)
 
@@ -127,7 +128,7 @@ def _telemetry_callback(telemetry: Telemetry, job: TrainingJob, schedule: list[l
                 "response_tokens": response_tokens, "step_time_s": self.seconds,
                 "tokens_per_s": tokens / max(self.seconds, 1e-9), "processes": processes,
                 "items": [g.query.id for g in schedule[step - 1]],
-                "keep_principles": job.config.sft.keep_principles,
+                "keep_principles": job.sft.keep_principles,
             }
             telemetry.log(record, {"loss": record["loss"]})
 
@@ -144,9 +145,9 @@ def train(job: TrainingJob) -> Path:
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
-    config, train_config = job.config, job.config.train
+    train_config = job.train
     seed_everything(train_config.seed)
-    base = load_base(config)  # restart from the base weights, never from the previous iterate
+    base = load_base(job.model)  # restart from the base weights, never from the previous iterate
     model, tokenizer = base.model, base.tokenizer
     if train_config.lora:
         if train_config.gradient_checkpointing:
@@ -161,10 +162,10 @@ def train(job: TrainingJob) -> Path:
     accumulation = Q // processes // micro
 
     schedule = step_schedule(job.groups, job.steps, Q, train_config.seed, tag=schedule_tag(job.iteration))
-    fmt = resolve_format(config.model.prompt_format, tokenizer)
+    fmt = resolve_format(job.model.prompt_format, tokenizer)
     flat = [group for step in schedule for group in step]
-    rows = sft_rows(job.task, flat, tokenizer, fmt, config.model.principles_in == "system",
-                    config.sft.keep_principles, train_config.max_prompt_tokens, train_config.max_response_tokens)
+    rows = sft_rows(job.task, flat, tokenizer, fmt, job.model.principles_in == "system",
+                    job.sft.keep_principles, train_config.max_prompt_tokens, train_config.max_response_tokens)
     step_tokens = [(sum(len(r["input_ids"]) for r in rows[s * Q:(s + 1) * Q]),
                     sum(sum(r["completion_mask"]) for r in rows[s * Q:(s + 1) * Q])) for s in range(job.steps)]
 
@@ -196,13 +197,12 @@ def train(job: TrainingJob) -> Path:
     if trainer.state.global_step != job.steps:
         raise RuntimeError(f"SFTTrainer took {trainer.state.global_step} optimizer steps, expected {job.steps}")
     info = {"trainer": "sft", "iteration": job.iteration, "steps": job.steps, "queries_per_step": Q,
-            "keep_principles": config.sft.keep_principles, "base_model": base.resolved.identity,
-            "config_hash": config.hash(), "groups": len(job.groups)}
+            "keep_principles": job.sft.keep_principles, "base_model": base.resolved.identity,
+            "config_hash": job.config_hash, "groups": len(job.groups)}
     output = save_checkpoint(trainer.accelerator, trainer.model_wrapped, tokenizer, output_dir, info)
     if trainer.accelerator.is_main_process:
         shutil.rmtree(scratch, ignore_errors=True)
     trainer.accelerator.free_memory()
-    release(trainer, model)
     return output
 
 

@@ -20,7 +20,7 @@ import sys
 
 import yaml
 
-from harness.stats import winrates as stats
+from harness import stats
 from harness.core.cache import ContentCache
 from harness.core.errors import ConfigError
 from harness.judging import DEFAULT_JUDGE, load_judge

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from harness.core.artifacts import atomic_write_text, read_json, read_jsonl
 from harness.flow.leaderboard import load_rows
-from harness.flow.publish import METRICS_FILE, write_leaderboard
+from harness.core.run_layout import RunLayout
+from harness.flow.publish import write_leaderboard
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "leaderboards"
 
@@ -26,7 +27,7 @@ def run(args) -> int:
     out_root = PUBLISHED_DIR if args.publish else (args.out or Path("leaderboard"))
     notes_by_task: dict[str, list[str]] = {}
     for run_dir in args.runs:
-        results = read_json(run_dir / "results.json")
+        results = read_json(RunLayout(run_dir).results_file)
         for row in results["rows"]:
             notes_by_task.setdefault(row["task"], [])
             for note in results["notes"]:
@@ -38,9 +39,10 @@ def run(args) -> int:
         runs = [d for d in args.runs if any(r["run_id"] == d.name for r in task_rows)]
         metrics = []
         for run_dir in runs:
-            if (run_dir / METRICS_FILE).is_file():
+            metrics_file = RunLayout(run_dir).metrics_file
+            if metrics_file.is_file():
                 metrics += [{**m, "trainer": f"{m['trainer']} ({run_dir.name})"} if len(runs) > 1 else m
-                            for m in read_jsonl(run_dir / METRICS_FILE)]
+                            for m in read_jsonl(metrics_file)]
         written += write_leaderboard(task_rows, out_root / task, f"Leaderboard: {task}", notes_by_task[task],
                                      metrics)
     if args.publish:

@@ -17,7 +17,7 @@ def entries(kind: str) -> list[tuple[str, str]]:
     if kind == "tasks":
         from harness.tasks import tasks as registry
     elif kind == "trainers":
-        from trainers import trainers as registry
+        from harness.flow.train import trainers as registry
     elif kind == "backends":
         from harness.models.backends import backends as registry
     elif kind == "filters":

@@ -6,6 +6,7 @@ import time
 
 from harness.core.artifacts import read_json
 from harness.cli.common import add_config_arguments, config_from_args, limit_threads
+from harness.core.run_layout import RunLayout
 from harness.tasks import get_task
 
 
@@ -32,16 +33,16 @@ def run(args) -> int:
     started = time.time()
     run_dir = run_pipeline(config)
     if run_dir is not None:
-        print_summary(run_dir, time.time() - started, config.task)
+        print_summary(RunLayout(run_dir), time.time() - started, config.task)
     return 0
 
 
-def print_summary(run_dir, seconds: float, task: str) -> None:
-    results = read_json(run_dir / "results.json")
-    invocations = read_json(run_dir / "timings.json")["invocations"]
+def print_summary(layout: RunLayout, seconds: float, task: str) -> None:
+    results = read_json(layout.results_file)
+    invocations = read_json(layout.timings_file)["invocations"]
     earlier = "" if len(invocations) == 1 else \
         f" (invocation {len(invocations)}; the first took {invocations[0]['seconds']['total']:.0f} s)"
-    print(f"\nRun {run_dir} finished in {seconds:.0f} s{earlier}.")
+    print(f"\nRun {layout.root} finished in {seconds:.0f} s{earlier}.")
     print(f"{'system':<16} {'vs':<10} {'split':<8} {'win rate [95% CI]':<22} {'soft [95% CI]':<22} {'n':>4} "
           f"{'MI nats (self/base)':>20}")
     for row in results["rows"]:
@@ -52,7 +53,7 @@ def print_summary(run_dir, seconds: float, task: str) -> None:
               f"{row['n']:>4} {mi:>20}")
     for note in results["notes"]:
         print(f"- {note}")
-    print(f"Leaderboard: {run_dir / 'leaderboard' / 'leaderboard.md'}")
+    print(f"Leaderboard: {layout.leaderboard_dir / 'leaderboard.md'}")
     paper_config = get_task(task).paper_config
     if paper_config:
         print(f"Paper scale: harness run --config {paper_config} on GPUs (see README, 'Scaling up').")

@@ -18,7 +18,7 @@ import json
 import sys
 from typing import Any
 
-from harness.stats import winrates as stats
+from harness import stats
 from harness.core.errors import HarnessError
 from harness.core.hashing import file_hash
 from harness.stats.verdicts import Verdict, group_items, load_verdicts, split_by_pair

@@ -24,8 +24,7 @@ def check(config, source: str = "command line") -> None:
     """Raise a ConfigError naming ``source`` and the field for the first problem a run would hit before doing
     any work: unknown names (task, trainers, backend, judge, filters), principles, the step schedule."""
     from harness.judging import load_judge
-    from trainers import trainers
-    from trainers.variants import base_name, trainer_specs, variant_config
+    from harness.flow.train import base_name, trainer_specs, trainers, variant_config
 
     def named(field: str, lookup) -> object:
         try:

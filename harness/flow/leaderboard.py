@@ -15,8 +15,8 @@ from pathlib import Path
 
 from harness.core.artifacts import read_json
 from harness.core.errors import HarnessError
+from harness.core.run_layout import RESULTS_FILE
 
-RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 1
 
 # (column, description) — the documented schema of every leaderboard row.
@@ -83,14 +83,19 @@ def rank_rows(rows: list[dict]) -> list[dict]:
     for row in rows:
         blocks.setdefault((row["task"], row.get("principle_split", "train"), row["baseline"]), []).append(row)
     for key in sorted(blocks):
-        block = sorted(blocks[key], key=lambda r: (-r["win_rate"], r["system"]))
+        block = sorted(blocks[key], key=lambda r: (r["win_rate"] is None, -(r["win_rate"] or 0.0), r["system"]))
         for row in block:
-            row = {**row, "rank": 1 + sum(other["ci_low"] > row["ci_high"] for other in block)}
+            row = {**row, "rank": 1 + sum(_clearly_above(other, row) for other in block)}
             ranked.append(row)
         ranks = [r["rank"] for r in ranked[-len(block):]]
         for row in ranked[-len(block):]:
             row["tied"] = ranks.count(row["rank"]) > 1
     return [{name: row.get(name) for name in COLUMN_NAMES} for row in ranked]
+
+
+def _clearly_above(other: dict, row: dict) -> bool:
+    """``other``'s whole CI lies above ``row``'s (a row without a CI is never clearly above or below)."""
+    return None not in (other["ci_low"], row["ci_high"]) and other["ci_low"] > row["ci_high"]
 
 
 def _fmt(value, percent: bool = False) -> str:

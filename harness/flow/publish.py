@@ -7,24 +7,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.artifacts import atomic_write_text, read_jsonl, write_json
 from harness.config import RunConfig
-from harness.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME
-from harness.core.hashing import file_hash
-from harness.flow.leaderboard import RESULTS_FILE, rank_rows, to_csv, to_json, to_markdown
+from harness.core.artifacts import atomic_write_text, read_jsonl, write_json
+from harness.core.hashing import file_hash, folder_hash
+from harness.core.run_layout import RunLayout
+from harness.flow.leaderboard import rank_rows, to_csv, to_json, to_markdown
 from harness.flow.plots import plot_lengths, plot_mutual_information, plot_win_rates
-from harness.tasks import Task
+from harness.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME
+from harness.tasks import Task, get_task
 
-METRICS_FILE = "metrics.jsonl"
 POSITION_BIAS = 0.9  # first-position preference above which a judge's hard verdicts are flagged
 
 
-def mi_lookup(run_dir: Path) -> dict[tuple[str, int, str], float]:
+def mi_lookup(layout: RunLayout) -> dict[tuple[str, int, str], float]:
     """(trainer, iteration, scorer) -> MI estimate in nats, from the run's metrics.jsonl."""
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
+    if not layout.metrics_file.is_file():
         return {}
-    return {(m["trainer"], m["iteration"], m["scorer"]): m["mi_nats"] for m in read_jsonl(path)}
+    return {(m["trainer"], m["iteration"], m["scorer"]): m["mi_nats"] for m in read_jsonl(layout.metrics_file)}
 
 
 def mi_of(mi: dict, trainer: str, iteration: int, scorer: str) -> float | None:
@@ -32,8 +31,9 @@ def mi_of(mi: dict, trainer: str, iteration: int, scorer: str) -> float | None:
     return mi.get(("base" if iteration == 0 else trainer, iteration, scorer))
 
 
-def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, commit: str | None) -> list[dict]:
-    mi = mi_lookup(run_dir)
+def result_rows(config: RunConfig, task: Task, layout: RunLayout, scored: list, commit: str | None) -> list[dict]:
+    """One row per (candidate, baseline, principle split) with its statistics and provenance."""
+    mi = mi_lookup(layout)
     rows = []
     for candidate, baseline, split, judged in scored:
         stats = judged["stats"]
@@ -53,20 +53,16 @@ def result_rows(config: RunConfig, task: Task, run_dir: Path, scored: list, comm
             "mi_nats": mi_of(mi, candidate.trainer, candidate.iteration, "policy"),
             "mi_nats_base_scorer": mi_of(mi, candidate.trainer, candidate.iteration, "base"),
             "judge": judged["judge"], "judge_hash": judged["judge_hash"], "protocol": config.eval.protocol,
-            "run_id": run_dir.name, "config_hash": config.hash(), "commit": commit,
+            "run_id": layout.name, "config_hash": config.hash(), "commit": commit,
             "responses_sha": judged["candidate_sha"], "verdicts_sha": file_hash(judged["verdicts_path"]),
             "checkpoint_hash": _checkpoint_hash(candidate.checkpoint),
-            "verdicts_path": str(Path(judged["verdicts_path"]).relative_to(run_dir)),
+            "verdicts_path": str(Path(judged["verdicts_path"]).relative_to(layout.root)),
         })
     return rows
 
 
 def _checkpoint_hash(checkpoint: Path | None) -> str | None:
-    if checkpoint is None:
-        return None
-    from harness.core.hashing import folder_hash
-
-    return folder_hash(checkpoint)
+    return None if checkpoint is None else folder_hash(checkpoint)
 
 
 def write_leaderboard(rows: list[dict], out_dir: Path, title: str, notes: list[str], metrics: list[dict]) -> list[Path]:
@@ -104,13 +100,14 @@ def length_points(rows: list[dict]) -> list[dict]:
             for (t, tr, i), v in sorted(points.items()) if v is not None]
 
 
-def publish_run(config: RunConfig, task: Task, run_dir: Path, scored: list, commit: str | None) -> list[dict]:
-    rows = result_rows(config, task, run_dir, scored, commit)
-    metrics = read_jsonl(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else []
+def publish_run(config: RunConfig, task: Task, layout: RunLayout, scored: list, commit: str | None) -> list[dict]:
+    """The publish stage: ``results.json`` and the run's own leaderboard folder."""
+    rows = result_rows(config, task, layout, scored, commit)
+    metrics = read_jsonl(layout.metrics_file) if layout.metrics_file.is_file() else []
     notes = run_notes(config, rows)
-    write_json(run_dir / RESULTS_FILE, {"run_id": run_dir.name, "config_hash": config.hash(), "commit": commit,
-                                        "notes": notes, "rows": rows})
-    write_leaderboard(rows, run_dir / "leaderboard", f"{task.name}: {config.trainer} run {run_dir.name}", notes,
+    write_json(layout.results_file, {"run_id": layout.name, "config_hash": config.hash(), "commit": commit,
+                                     "notes": notes, "rows": rows})
+    write_leaderboard(rows, layout.leaderboard_dir, f"{task.name}: {config.trainer} run {layout.name}", notes,
                       metrics)
     return rows
 
@@ -120,15 +117,20 @@ def plain_model_name(name: str) -> str:
     return f"`{name}` = {EMBEDDED_MODEL_ID}" if name == EMBEDDED_NAME else f"`{name}`"
 
 
+def _demo_file(task: str) -> str:
+    demo = get_task(task).demo_file
+    return f"{demo.parent.name}/{demo.name}"
+
+
 def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
     from harness.judging.config import load_judge
-    from harness.stats.winrates import resolution_note
+    from harness.stats import resolution_note
 
     n = min((r["n"] for r in rows), default=0)
     judge = load_judge(config.eval.judge)
     notes = [f"Model: {plain_model_name(config.model.name)}. Judge: `{judge.name}` ({config.eval.protocol} protocol) "
              f"with model {plain_model_name(judge.config.model)}. Data: `{config.data.source}`"
-             + (" (team-written demo queries shipped in harness/data/demo, not a public dataset)."
+             + (f" (team-written demo queries shipped in harness/tasks/{_demo_file(config.task)}, not a public dataset)."
                 if config.data.source == "demo" else "."),
              f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
              "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "

@@ -6,19 +6,19 @@ fills the C x C matrix L[i, j] = per-token mean log p(y_j | training prompt(x, c
 
     I_hat = log C - L_SAMI(L)          (nats; bits = nats / ln 2; at most log C)
 
-where L_SAMI is the loss of ``trainers.sami.sami_loss`` averaged over queries. It is reported twice per
+where L_SAMI is the loss of ``harness.objectives.sami_loss`` averaged over queries. It is reported twice per
 iteration: scored by the trained policy itself, and by the fixed base model. The first is the quantity SAMI
 optimises and can rise simply because the policy sharpens its own likelihoods; the second asks whether the
 responses carry more information about the constitution to an observer that did not train (SPEC section 2).
 
-The interval is a seeded 95% percentile bootstrap over queries (the query is the resampling unit,
-``train.mi_resamples`` >= 2,000 resamples). Changes against iteration 0 use a paired bootstrap over the same
-queries. (The paper's MI figures used summed log-probs minus their mean over constitutions, which is not a
+The interval is a seeded 95% percentile bootstrap over queries (``harness.stats.bootstrap``: the query is the
+resampling unit, ``train.mi_resamples`` >= 2,000 resamples). Changes against iteration 0 use a paired bootstrap
+over the same queries (the bootstrap of the per-query loss differences). (The paper's MI figures used summed log-probs minus their mean over constitutions, which is not a
 bounded estimator; we do not report that.)
 
 Log-probs are cached in the content cache, keyed on the scorer's identity (weights hash), the rendered context
 and the continuation. Results: ``run_dir/metrics.jsonl`` (one line per iteration x scorer, updated in place on
-reruns) and ``run_dir/mutual_information/iter-<t>/`` (per-query values and a stage marker).
+reruns) and ``run_dir/mutual_information/iter-<t>-<trainer>/`` (per-query values and a stage marker).
 """
 
 from __future__ import annotations
@@ -28,39 +28,38 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.artifacts import read_json, read_jsonl, write_json, write_jsonl
-from harness.models.backends import create_backend
-from harness.core.cache import ContentCache
 from harness.config import ModelConfig, RunConfig
-from harness.flow.generate import QueryGroup, generate_groups, sample_constitutions
+from harness.core.artifacts import read_json, read_jsonl, write_json, write_jsonl
+from harness.core.cache import ContentCache
 from harness.core.hashing import content_hash, derived_seed
+from harness.core.run_layout import RunLayout
+from harness.core.stages import Stage
+from harness.flow.generate import QueryGroup, generate_groups, sample_constitutions
+from harness.models.backends import create_backend
+from harness.models.loading import model_identity
+from harness.objectives import ESTIMATOR, group_size, sami_loss_per_query, scoring_pairs
+from harness.stats.bootstrap import bootstrap_mean_ci
+from harness.tasks import Task, get_task
 from harness.tasks.loaders import Query, fingerprint
 from harness.tasks.principles import ConstitutionSampler
-from harness.core.stages import Stage
-from harness.tasks import Task, get_task
 
-ESTIMATOR = "InfoNCE lower bound on I(Y;C|X), log C - L_SAMI"
 SCORE_CACHE_VERSION = 1
 LN2 = math.log(2.0)
 
 
 # --- statistics ----------------------------------------------------------------------------------------------
 
-def _bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
 def infonce_summary(per_query_loss: np.ndarray, n_constitutions: int, resamples: int = 10_000, seed: int = 0,
                     level: float = 0.95) -> dict:
-    """Point estimate ``log C - mean loss`` (nats and bits) with a percentile bootstrap CI over queries."""
+    """Point estimate ``log C - mean loss`` (nats and bits) with a percentile bootstrap CI over queries (the
+    interval of the mean loss, mapped through ``log C - x``)."""
     losses = np.asarray(per_query_loss, dtype=np.float64)
     if losses.ndim != 1 or len(losses) == 0:
         raise ValueError("need one loss per query")
     log_c = math.log(n_constitutions)
     estimate = log_c - losses.mean()
-    draws = log_c - losses[_bootstrap_indices(len(losses), resamples, seed)].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
+    loss_low, loss_high = _percentile_interval(losses, resamples, seed, level)
+    low, high = log_c - loss_high, log_c - loss_low
     return {"estimator": ESTIMATOR, "C": n_constitutions, "log_C": log_c, "n_queries": int(len(losses)),
             "loss": float(losses.mean()), "mi_nats": float(estimate), "mi_bits": float(estimate / LN2),
             "ci95_nats": [float(low), float(high)], "ci95_bits": [float(low / LN2), float(high / LN2)],
@@ -74,17 +73,24 @@ def paired_change(before: np.ndarray, after: np.ndarray, resamples: int = 10_000
     if before.shape != after.shape:
         raise ValueError("paired change needs the same queries on both sides")
     differences = before - after
-    draws = differences[_bootstrap_indices(len(differences), resamples, seed)].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
+    low, high = _percentile_interval(differences, resamples, seed, level)
     return {"nats": float(differences.mean()), "bits": float(differences.mean() / LN2),
             "ci95_nats": [float(low), float(high)], "ci95_bits": [float(low / LN2), float(high / LN2)],
             "interval": f"{level:.0%} paired percentile bootstrap over queries, {resamples} resamples, seed {seed}"}
 
 
+def _percentile_interval(values: np.ndarray, resamples: int, seed: int, level: float) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; a single query gives the degenerate interval at its value."""
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    low, high, _ = bootstrap_mean_ci(values, seed, resamples, method="percentile", level=level)
+    return low, high
+
+
 # --- data, generation and scoring --------------------------------------------------------------------------------
 
 def mi_queries(task: Task, config: RunConfig) -> list[Query]:
+    """The first ``eval.mi_queries`` evaluation queries (held out from training)."""
     queries = task.load_queries(config.data, "eval")
     return queries[: config.eval.mi_queries] if config.eval.mi_queries else queries
 
@@ -103,8 +109,6 @@ def score_matrix(task: Task, backend, groups: list[QueryGroup], cache: ContentCa
                  principles_in_system: bool = False) -> np.ndarray:
     """The (B, C, C) matrix of response log-probs (per-token mean unless ``summed``), no gradients, cached."""
     from tqdm import tqdm
-
-    from trainers.sami import group_size, scoring_pairs
 
     C = group_size(groups)
     contexts, continuations = scoring_pairs(task, groups, backend.tokenizer, backend.prompt_format,
@@ -131,16 +135,7 @@ def score_matrix(task: Task, backend, groups: list[QueryGroup], cache: ContentCa
 def per_query_losses(matrix: np.ndarray) -> np.ndarray:
     import torch
 
-    from trainers.sami import sami_loss_per_query
-
     return sami_loss_per_query(torch.as_tensor(matrix, dtype=torch.float64)).numpy()
-
-
-def _drop(backend) -> None:
-    import gc
-
-    backend.__dict__.pop("model", None)
-    gc.collect()
 
 
 def measure(config: RunConfig, task: Task, policy: ModelConfig, scorers: dict[str, ModelConfig],
@@ -163,27 +158,20 @@ def measure(config: RunConfig, task: Task, policy: ModelConfig, scorers: dict[st
         losses[name] = per_query_losses(score_matrix(task, backend, groups, cache, config.train.summed_logprobs,
                                                      in_system))
         if not same:
-            _drop(backend)
-    _drop(generator)
+            backend.unload()
+    generator.unload()
     return groups, losses, identities
 
 
 # --- per iteration, with markers and metrics.jsonl ------------------------------------------------------------
 
-def mi_dir(run_dir: Path, iteration: int, trainer: str) -> Path:
-    name = "iter-0" if iteration == 0 else f"iter-{iteration}-{trainer}"
-    return Path(run_dir) / "mutual_information" / name
-
-
-def _policy_model(config: RunConfig, run_dir: Path, iteration: int, trainer: str) -> ModelConfig:
-    from harness.flow.train import checkpoint_dir, checkpoint_model_config
-
+def _policy_model(config: RunConfig, layout: RunLayout, iteration: int, trainer: str) -> ModelConfig:
     if iteration == 0:
         return config.model
-    folder = checkpoint_dir(run_dir, iteration, trainer)
+    folder = layout.checkpoint(iteration, trainer)
     if not folder.is_dir():
         raise FileNotFoundError(f"no checkpoint for {trainer} at iteration {iteration}: {folder}")
-    return checkpoint_model_config(config, folder)
+    return config.model.at_checkpoint(folder)
 
 
 def _inputs(config: RunConfig, task: Task, policy_identity: dict, base_identity: dict) -> dict:
@@ -196,19 +184,16 @@ def _inputs(config: RunConfig, task: Task, policy_identity: dict, base_identity:
             "resamples": config.train.mi_resamples, "seed": config.seed}
 
 
-def iteration_mutual_information(config: RunConfig, run_dir: Path, iteration: int, cache: ContentCache | None = None,
-                                 trainer: str | None = None) -> list[dict]:
+def iteration_mutual_information(config: RunConfig, layout: RunLayout, iteration: int,
+                                 cache: ContentCache | None = None, trainer: str | None = None) -> list[dict]:
     """MI of one iteration's policy (0 = the base model), scored by the policy and by the base model.
 
     Skips the work when its marker is current; updates ``run_dir/metrics.jsonl`` (one line per scorer) and
     returns those lines. Each line names the estimator, the scorer, and the paired change vs iteration 0."""
-    from harness.flow.train import model_identity
-
     task = get_task(config.task)
     trainer = trainer or config.trainer
-    run_dir = Path(run_dir)
-    folder = mi_dir(run_dir, iteration, trainer)
-    policy = _policy_model(config, run_dir, iteration, trainer)
+    folder = layout.mutual_information(iteration, trainer)
+    policy = _policy_model(config, layout, iteration, trainer)
     policy_identity, base_identity = model_identity(policy), model_identity(config.model)
     stage = Stage(folder, "mutual_information", _inputs(config, task, policy_identity, base_identity))
     if not stage.done():
@@ -224,8 +209,8 @@ def iteration_mutual_information(config: RunConfig, run_dir: Path, iteration: in
     stored = read_json(folder / "per_query.json")
     baseline = None
     if iteration > 0:
-        iteration_mutual_information(config, run_dir, 0, cache)  # measured once, skipped when current
-        baseline = read_json(mi_dir(run_dir, 0, trainer) / "per_query.json")
+        iteration_mutual_information(config, layout, 0, cache)  # measured once, skipped when current
+        baseline = read_json(layout.mutual_information(0, trainer) / "per_query.json")
     C, R = config.train.mi_constitutions, config.train.mi_resamples
     records = []
     for scorer in ("policy", "base"):
@@ -242,7 +227,7 @@ def iteration_mutual_information(config: RunConfig, run_dir: Path, iteration: in
                 raise ValueError("iteration 0 and this iteration were measured on different queries")
             record["change_vs_iteration_0"] = paired_change(np.asarray(baseline["loss"][scorer]), losses, R, seed)
         records.append(record)
-    _upsert_metrics(run_dir / "metrics.jsonl", records)
+    _upsert_metrics(layout.metrics_file, records)
     return records
 
 
@@ -258,11 +243,11 @@ def _upsert_metrics(path: Path, records: list[dict]) -> None:
     write_jsonl(path, rows)
 
 
-def record_mutual_information(config: RunConfig, run_dir: Path, cache: ContentCache | None = None,
+def record_mutual_information(config: RunConfig, layout: RunLayout, cache: ContentCache | None = None,
                               trainers: list[str] | None = None) -> list[dict]:
     """MI for iteration 0 (base) and every trained iteration of ``trainers`` (default: the primary trainer)."""
-    records = iteration_mutual_information(config, run_dir, 0, cache)
+    records = iteration_mutual_information(config, layout, 0, cache)
     for trainer in trainers or [config.trainer]:
         for t in range(1, config.train.iterations + 1):
-            records += iteration_mutual_information(config, run_dir, t, cache, trainer)
+            records += iteration_mutual_information(config, layout, t, cache, trainer)
     return records

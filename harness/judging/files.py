@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.stats import winrates as stats
+from harness import stats
 from harness.core.artifacts import write_json, write_jsonl
 from harness.core.cache import ContentCache
 from harness.core.errors import HarnessError
@@ -55,7 +55,7 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
                 cache: ContentCache | None = None, candidate_name: str | None = None,
                 baseline_name: str | None = None, retry_failures: bool = False, backend=None,
                 max_parse_failure_rate: float = stats.DEFAULT_MAX_PARSE_FAILURE_RATE, progress: bool = True,
-                log=print) -> JudgeResult:
+                n_resamples: int = stats.DEFAULT_RESAMPLES, log=print) -> JudgeResult:
     from harness.tasks import get_task
 
     task = get_task(task_name)
@@ -89,7 +89,7 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
     outcomes = runner.run(calls, retry_failures=retry_failures)
     lines = [verdict_line(call, outcome, judge, candidate.system, baseline.system) for call, outcome in zip(calls, outcomes)]
     write_jsonl(out / "verdicts.jsonl", lines)
-    summary = summarize(lines, judge.protocol, seed, max_parse_failure_rate)
+    summary = summarize(lines, judge.protocol, seed, max_parse_failure_rate, n_resamples)
     write_json(out / "summary.json", summary)
     manifest = {
         "stage": "judge",
@@ -115,9 +115,12 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
 
 
 def summarize(lines: list[dict], protocol: str, seed: int,
-              max_parse_failure_rate: float = stats.DEFAULT_MAX_PARSE_FAILURE_RATE) -> dict[str, Any]:
-    """Statistics of the verdict lines under the judge's protocol (``harness.stats.winrates.win_rates``)."""
+              max_parse_failure_rate: float = stats.DEFAULT_MAX_PARSE_FAILURE_RATE,
+              n_resamples: int = stats.DEFAULT_RESAMPLES) -> dict[str, Any]:
+    """Statistics of the verdict lines under ``protocol`` (``harness.stats.winrates.win_rates``); the robust
+    protocol's bootstrap takes ``n_resamples`` resamples."""
     verdicts = parse_verdicts(lines, "verdicts")
     if protocol == "robust":
-        return stats.win_rates(verdicts, "robust", seed=seed, max_parse_failure_rate=max_parse_failure_rate)
+        return stats.win_rates(verdicts, "robust", seed=seed, max_parse_failure_rate=max_parse_failure_rate,
+                               n_resamples=n_resamples)
     return stats.win_rates(verdicts, "sami-paper", seed=seed)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.stats import winrates as stats
+from harness import stats
 from harness.core.artifacts import write_json, write_jsonl
 from harness.core.cache import ContentCache
 from harness.core.errors import HarnessError

@@ -54,6 +54,11 @@ def _hash_of(folder: str, stamp: tuple) -> str:
     return folder_hash(Path(folder))
 
 
+def model_identity(config: ModelConfig) -> dict:
+    """Identity of a model's weights (a checkpoint rewritten in place gets a new hash)."""
+    return resolve_model(config).identity
+
+
 def load_tokenizer(resolved: ResolvedModel, config: ModelConfig):
     from transformers import AutoTokenizer
 
@@ -76,11 +81,29 @@ def load_causal_lm(resolved: ResolvedModel, config: ModelConfig):
         raise HarnessError(f"could not load model '{config.name}': {str(exc).splitlines()[0]}") from None
 
 
+def free_memory() -> None:
+    """Return the memory of dropped models (CPU and GPU) before the next stage loads one."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class LazyModel:
     """Mixin for anything with a ``model_config``: weights and tokenizer load on first use, so work answered
-    from the cache never loads a model."""
+    from the cache never loads a model; ``unload`` drops them again."""
 
     model_config: ModelConfig
+    LOADED_ATTRIBUTES = ("model", "engine", "llm")
+
+    def unload(self) -> None:
+        """Drop the loaded weights (a later use loads them again) and free their memory."""
+        for attribute in self.LOADED_ATTRIBUTES:
+            self.__dict__.pop(attribute, None)
+        free_memory()
 
     @cached_property
     def resolved(self) -> ResolvedModel:

@@ -9,109 +9,36 @@ Protocols:
   reported (never ties), a seeded bootstrap over items (the prompt is the resampling unit),
   a length-controlled win rate, and position-bias diagnostics.
 
-Also: a paired comparison of two candidates against the same baseline, Bradley-Terry scores
-for round-robin comparisons, and agreement between two judges. Every result is a plain,
-JSON-serialisable dict; fractions are in [0, 1]; undefined quantities are None.
+Every result is a plain, JSON-serialisable dict; fractions are in [0, 1]; undefined quantities are None.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections import Counter
-from typing import Any, Hashable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import scipy.optimize
 import scipy.special
-import scipy.stats
 
 from harness.core.errors import HarnessError
 from harness.core.hashing import derived_seed
-from harness.stats.verdicts import ORDERS, ItemRecord, Verdict, group_items, item_key, split_by_pair
+from harness.stats.bootstrap import (CI_LEVEL, DEFAULT_RESAMPLES, _float, _fraction, _mean_or_none, bootstrap_mean_ci,
+                                     resolution_note)
+from harness.stats.verdicts import ORDERS, ItemRecord, Verdict, group_items, split_by_pair
 
 PROTOCOLS = ("robust", "sami-paper")
-CI_LEVEL = 0.95
 PAPER_Z = 1.96  # the paper's normal quantile, kept at two decimals to reproduce its arithmetic
-DEFAULT_RESAMPLES = 10_000
 # Resamples for the intervals that refit a model on every resample (length-controlled win rate,
 # Bradley-Terry): each resample is a maximum-likelihood fit, and 2,000 resamples put the 2.5% and
 # 97.5% percentiles within about a quarter of a standard error of their limit.
 DEFAULT_FIT_RESAMPLES = 2_000
-DEFAULT_PERMUTATIONS = 10_000
 DEFAULT_MAX_PARSE_FAILURE_RATE = 0.05
 # Ridge on the slope / log-strengths (per observation): keeps maximum-likelihood fits finite under
 # perfect separation (e.g. a system that wins every comparison); far too small to move other fits.
 RIDGE = 1e-4
 
 CALL_SCORE = {"candidate": 1.0, "tie": 0.5, "baseline": 0.0}
-
-
-def _float(value: Any) -> float | None:
-    """A plain float for JSON, or None for a missing or non-finite value."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _fraction(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
-def _mean_or_none(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if len(values) else None
-
-
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
-
-
-def resolution_note(n: int, level: float = CI_LEVEL) -> str:
-    """How precise a win rate from ``n`` items can be: the half-width of the normal CI at p = 0.5
-    (the widest), z * sqrt(0.25 / n); 250 items resolve about +-6 points at 95% (SPEC section 4)."""
-    if n == 0:
-        return "no items scored: no win rate"
-    z = scipy.stats.norm.ppf(0.5 + level / 2)
-    points = 100 * z * math.sqrt(0.25 / n)
-    shown = f"{points:.1f}" if points < 1 else f"{points:.0f}"
-    return f"{n} items resolve about ±{shown} points at {level:.0%}"
-
-
-def bootstrap_mean_ci(
-    values: Sequence[float],
-    seed: int,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    method: str = "BCa",
-    level: float = CI_LEVEL,
-) -> tuple[float | None, float | None, str | None]:
-    """Bootstrap CI of the mean of ``values`` (one value per resampling unit) with
-    ``scipy.stats.bootstrap``, seeded by ``np.random.default_rng(seed)``.
-
-    BCa (bias-corrected and accelerated, Efron 1987) by default. Where BCa is undefined (e.g. all
-    values equal: zero jackknife variance gives NaN limits) the percentile interval of the same
-    bootstrap distribution is returned instead. Returns (low, high, method actually used);
-    (None, None, None) for fewer than two values.
-    """
-    data = np.asarray(values, dtype=float)
-    if data.size < 2:
-        return None, None, None
-    with warnings.catch_warnings():
-        # BCa on degenerate data warns and returns NaN; that case falls back to percentile below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)
-        result = scipy.stats.bootstrap(
-            (data,), _mean, n_resamples=n_resamples, method=method, confidence_level=level,
-            random_state=np.random.default_rng(seed),
-        )
-    low, high = result.confidence_interval
-    if np.isfinite(low) and np.isfinite(high):
-        return float(low), float(high), method
-    fallback = scipy.stats.bootstrap(
-        (data,), _mean, n_resamples=0, method="percentile", confidence_level=level, bootstrap_result=result,
-    )
-    low, high = fallback.confidence_interval
-    return float(low), float(high), "percentile"
 
 
 # --- sami-paper --------------------------------------------------------------------------------
@@ -358,242 +285,3 @@ def win_rates(verdicts: Sequence[Verdict], protocol: str = "robust", **options: 
     top["parse_failure_exceeded"] = any(r.get("parse_failure_exceeded", False) for r in by_pair)
     top["by_pair"] = by_pair
     return top
-
-
-# --- paired comparison -------------------------------------------------------------------------
-
-
-def _single_pair(verdicts: Sequence[Verdict], label: str) -> tuple[str | None, str | None]:
-    pairs = list(split_by_pair(verdicts))
-    if len(pairs) != 1:
-        raise HarnessError(f"{label}: a paired comparison needs one (candidate, baseline) pair, found {len(pairs)}")
-    return pairs[0]
-
-
-def _difference_note(n: int, low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return f"{n} shared items: too few for an interval"
-    return f"{n} shared items resolve the difference to about ±{100 * (high - low) / 2:.0f} points at 95%"
-
-
-def paired_comparison(
-    verdicts_a: Sequence[Verdict],
-    verdicts_b: Sequence[Verdict],
-    seed: int = 0,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    n_permutations: int = DEFAULT_PERMUTATIONS,
-    method: str = "BCa",
-    max_parse_failure_rate: float = DEFAULT_MAX_PARSE_FAILURE_RATE,
-) -> dict[str, Any]:
-    """Candidate A vs candidate B, each judged against the same baseline, on their shared items.
-
-    Item scores as in ``robust``; the difference of win rates is the mean of the per-item
-    differences d = score_A - score_B. CI: paired bootstrap over shared items (``bootstrap_mean_ci``
-    of d). Tests of "no difference": the exact two-sided sign test (binomial, p = 1/2) on the items
-    where the scores differ, and a paired permutation test that flips the signs of d
-    (``scipy.stats.permutation_test``, seeded; exact when 2^n <= ``n_permutations``).
-    """
-    candidate_a, baseline_a = _single_pair(verdicts_a, "first verdict set")
-    candidate_b, baseline_b = _single_pair(verdicts_b, "second verdict set")
-    if None not in (baseline_a, baseline_b) and baseline_a != baseline_b:
-        raise HarnessError(f"a paired comparison needs the same baseline, got '{baseline_a}' and '{baseline_b}'")
-    scored = []
-    failure_rates = []
-    for verdicts in (verdicts_a, verdicts_b):
-        records = group_items(verdicts)
-        kept, scores = robust_item_scores(records)
-        scored.append({item_key(r.item): s for r, s in zip(kept, scores)})
-        calls = [c for r in records for c in r.calls]
-        failure_rates.append(sum(c.winner is None for c in calls) / len(calls) if calls else 0.0)
-    shared = [key for key in scored[0] if key in scored[1]]
-    a = np.array([scored[0][key] for key in shared])
-    b = np.array([scored[1][key] for key in shared])
-    d = a - b
-    n = len(shared)
-    low, high, ci_method = bootstrap_mean_ci(d, seed, n_resamples, method)
-    n_a_better, n_b_better = int(np.sum(d > 0)), int(np.sum(d < 0))
-    differing = n_a_better + n_b_better
-    sign_p = scipy.stats.binomtest(n_a_better, differing).pvalue if differing else 1.0
-    permutation_p = None
-    if n:
-        permutation_p = scipy.stats.permutation_test(
-            (d,), _mean, permutation_type="samples", n_resamples=n_permutations,
-            random_state=np.random.default_rng(derived_seed("permutation", seed)),
-        ).pvalue
-    return {
-        "protocol": "paired",
-        "candidate_a": candidate_a,
-        "candidate_b": candidate_b,
-        "baseline": baseline_a if baseline_a is not None else baseline_b,
-        "n": n,
-        "n_shared": n,
-        "n_only_a": len(scored[0]) - n,
-        "n_only_b": len(scored[1]) - n,
-        "win_rate_a": _mean_or_none(a),
-        "win_rate_b": _mean_or_none(b),
-        "difference": _mean_or_none(d),
-        "ci_low": low,
-        "ci_high": high,
-        "ci_level": CI_LEVEL,
-        "ci_method": ci_method,
-        "n_resamples": n_resamples,
-        "resampling_unit": "shared item",
-        "seed": seed,
-        "n_a_better": n_a_better,
-        "n_b_better": n_b_better,
-        "sign_test_p": _float(sign_p),
-        "permutation_p": _float(permutation_p),
-        "n_permutations": n_permutations,
-        "parse_failure_rate_a": failure_rates[0],
-        "parse_failure_rate_b": failure_rates[1],
-        "max_parse_failure_rate": max_parse_failure_rate,
-        "parse_failure_exceeded": max(failure_rates) > max_parse_failure_rate,
-        "note": _difference_note(n, low, high),
-    }
-
-
-# --- Bradley-Terry -----------------------------------------------------------------------------
-
-
-def fit_bradley_terry(wins: np.ndarray, games: np.ndarray) -> np.ndarray:
-    """Maximum-likelihood Bradley-Terry log-strengths: P(i beats j) = sigmoid(t_i - t_j).
-
-    ``games[i, j]`` comparisons listed as (i, j) with total score ``wins[i, j]`` for i (fractional
-    scores allowed). Maximises sum W_ij log s(t_i - t_j) + (G_ij - W_ij) log s(t_j - t_i) minus a
-    tiny ridge, which fixes the mean log-strength at 0 (the likelihood ignores a common shift)."""
-    total = games.sum()
-    k = len(wins)
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        diff = theta[:, None] - theta[None, :]
-        value = -(wins * scipy.special.log_expit(diff) + (games - wins) * scipy.special.log_expit(-diff)).sum()
-        residual = wins - games * scipy.special.expit(diff)  # d value / d diff_ij = -residual_ij
-        grad = -(residual.sum(axis=1) - residual.sum(axis=0))
-        return float(value / total + 0.5 * RIDGE * theta @ theta), grad / total + RIDGE * theta
-
-    theta = scipy.optimize.minimize(loss, np.zeros(k), jac=True, method="L-BFGS-B").x
-    return theta - theta.mean()
-
-
-def _connected(k: int, edges: set[tuple[int, int]]) -> bool:
-    """Whether the comparison graph on systems 0..k-1 is connected (else strengths are not comparable)."""
-    reached, frontier = {0}, [0]
-    while frontier:
-        node = frontier.pop()
-        for i, j in edges:
-            for nxt in ((j,) if i == node else (i,) if j == node else ()):
-                if nxt not in reached:
-                    reached.add(nxt)
-                    frontier.append(nxt)
-    return len(reached) == k
-
-
-def bradley_terry(
-    comparisons: Sequence[tuple[Hashable, str, str, float]],
-    seed: int = 0,
-    n_resamples: int = DEFAULT_FIT_RESAMPLES,
-    level: float = CI_LEVEL,
-) -> dict[str, Any]:
-    """Bradley-Terry scores of several systems compared round-robin.
-
-    ``comparisons``: (item, system_a, system_b, score_a in [0, 1]) per item and pair, e.g. robust
-    item scores. Fit by ``fit_bradley_terry``. CIs: percentile bootstrap over ITEMS: a resample
-    draws item ids with replacement and keeps all comparisons of each drawn item (the same prompt
-    answered by every system is one unit), then refits. Reported per system: the log-strength
-    (mean 0) and the implied win rate against a system of average log-strength, sigmoid(t).
-    """
-    systems = sorted({s for _, a, b, _ in comparisons for s in (a, b)})
-    if len(systems) < 2:
-        raise HarnessError("Bradley-Terry needs comparisons between at least two systems")
-    index = {s: i for i, s in enumerate(systems)}
-    items: dict[Hashable, int] = {}
-    for item, *_ in comparisons:
-        items.setdefault(item, len(items))
-    k = len(systems)
-    wins = np.zeros((len(items), k, k))
-    games = np.zeros((len(items), k, k))
-    for item, a, b, score in comparisons:
-        wins[items[item], index[a], index[b]] += score
-        games[items[item], index[a], index[b]] += 1
-    edges = {(index[a], index[b]) for _, a, b, _ in comparisons}
-    if not _connected(k, edges):
-        raise HarnessError("Bradley-Terry needs every system linked to the others by comparisons; some are never compared")
-    theta = fit_bradley_terry(wins.sum(axis=0), games.sum(axis=0))
-    interval = scipy.stats.bootstrap(
-        (np.arange(len(items)),), lambda idx: fit_bradley_terry(wins[idx].sum(axis=0), games[idx].sum(axis=0)),
-        vectorized=False, n_resamples=n_resamples, method="percentile", confidence_level=level,
-        random_state=np.random.default_rng(seed),
-    ).confidence_interval
-    rows = [
-        {
-            "system": system,
-            "log_strength": float(theta[i]),
-            "log_strength_ci_low": float(interval.low[i]),
-            "log_strength_ci_high": float(interval.high[i]),
-            "win_rate": float(scipy.special.expit(theta[i])),
-            "ci_low": float(scipy.special.expit(interval.low[i])),
-            "ci_high": float(scipy.special.expit(interval.high[i])),
-        }
-        for i, system in enumerate(systems)
-    ]
-    return {
-        "protocol": "bradley-terry",
-        "n": len(items),
-        "n_comparisons": len(comparisons),
-        "systems": sorted(rows, key=lambda row: -row["log_strength"]),
-        "win_rate_meaning": "P(system beats a system of average log-strength) = sigmoid(log_strength)",
-        "ci_level": level,
-        "ci_method": "percentile",
-        "n_resamples": n_resamples,
-        "resampling_unit": "item",
-        "seed": seed,
-        "note": resolution_note(len(items)),
-    }
-
-
-# --- judge agreement ---------------------------------------------------------------------------
-
-
-def cohen_kappa(labels_a: Sequence[str], labels_b: Sequence[str]) -> float | None:
-    """Cohen's kappa = (p_o - p_e) / (1 - p_e): p_o the observed agreement, p_e = sum over labels
-    of the product of the two raters' label frequencies. None when p_e = 1 (one label only)."""
-    n = len(labels_a)
-    if n == 0:
-        return None
-    observed = sum(x == y for x, y in zip(labels_a, labels_b)) / n
-    count_a, count_b = Counter(labels_a), Counter(labels_b)
-    expected = sum(count_a[label] * count_b[label] for label in count_a) / n**2
-    return (observed - expected) / (1 - expected) if expected < 1 else None
-
-
-def judge_agreement(verdicts_a: Sequence[Verdict], verdicts_b: Sequence[Verdict]) -> dict[str, Any]:
-    """Agreement of two judges on the same calls, matched on (candidate, baseline, item, order).
-
-    Calls where either judge's answer failed to parse are excluded (and counted). Reports the raw
-    agreement over {candidate, baseline, tie}, the raw agreement on calls where neither judge said
-    tie, and Cohen's kappa over the three labels.
-    """
-    def key(v: Verdict) -> tuple:
-        return (v.pair, item_key(v.item), v.order)
-
-    second = {key(v): v for v in verdicts_b}
-    matched = [(v.winner, second[key(v)].winner) for v in verdicts_a if key(v) in second]
-    if not matched:
-        raise HarnessError("the two verdict sets have no calls in common (matched on candidate, baseline, item, order)")
-    parsed = [(x, y) for x, y in matched if x is not None and y is not None]
-    non_tie = [(x, y) for x, y in parsed if "tie" not in (x, y)]
-    return {
-        "protocol": "agreement",
-        "n": len(parsed),
-        "n_matched_calls": len(matched),
-        "n_parse_failures_excluded": len(matched) - len(parsed),
-        "n_only_first": len(verdicts_a) - len(matched),
-        "n_only_second": len(verdicts_b) - len(matched),
-        "raw_agreement": _fraction(sum(x == y for x, y in parsed), len(parsed)),
-        "non_tie_agreement": _fraction(sum(x == y for x, y in non_tie), len(non_tie)),
-        "n_non_tie": len(non_tie),
-        "cohen_kappa": cohen_kappa([x for x, _ in parsed], [y for _, y in parsed]),
-        "tie_rate_first": _fraction(sum(x == "tie" for x, _ in parsed), len(parsed)),
-        "tie_rate_second": _fraction(sum(y == "tie" for _, y in parsed), len(parsed)),
-    }
-

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.config import load_yaml_mapping, validation_error
 from harness.core.errors import ConfigError
+from harness.verifiers import CheckSpec, parse_check
 
 NAME_PATTERN = r"^[a-z0-9_-]+$"
 
@@ -41,9 +42,19 @@ class Principle(BaseModel):
     definition: str = Field(min_length=3)
     antithesis: str = Field(min_length=3)
     subset: str | None = None
+    check: CheckSpec | None = Field(None, description="exact verifier of the definition (harness/verifiers)")
+    antithesis_check: CheckSpec | None = Field(None, description="exact verifier of the antithesis")
 
     def text(self, positive: bool) -> str:
         return (self.definition if positive else self.antithesis).strip()
+
+    def check_for(self, positive: bool) -> CheckSpec | None:
+        """The verifier of the definition (positive) or of the antithesis; None when not checkable."""
+        return self.check if positive else self.antithesis_check
+
+    @property
+    def checkable(self) -> bool:
+        return self.check is not None and self.antithesis_check is not None
 
 
 class Writer(BaseModel):
@@ -191,11 +202,30 @@ def load_principles(path: str | Path) -> PrincipleSet:
         return _load_paper_pairs(path)
     if path.suffix == ".json":
         return _load_paper_definitions(path)
-    data = load_yaml_mapping(path)
+    data = _parse_checks(load_yaml_mapping(path), str(path))
     try:
         return PrincipleSet.model_validate(data)
     except ValidationError as exc:
         raise validation_error(str(path), exc) from None
+
+
+CHECK_FIELDS = ("check", "antithesis_check")
+
+
+def _parse_checks(data: dict, source: str) -> dict:
+    """Validate every principle's ``check`` / ``antithesis_check`` against the verifier registry first, so a
+    malformed check is one error naming the file, the principle and the field."""
+    entries = data.get("principles")
+    if not isinstance(entries, list):
+        return data
+    parsed = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and any(entry.get(field) is not None for field in CHECK_FIELDS):
+            name = str(entry.get("name", index))
+            entry = {**entry, **{field: parse_check(entry[field], source, name, field)
+                                 for field in CHECK_FIELDS if entry.get(field) is not None}}
+        parsed.append(entry)
+    return {**data, "principles": parsed}
 
 
 def default_principles_path(task: str) -> Path:

@@ -29,6 +29,9 @@ class Backend(ABC):
     def identity(self) -> dict:
         """What identifies the model behind this backend (never a secret)."""
 
+    def unload(self) -> None:
+        """Drop loaded weights; a remote backend holds none (local backends: ``LazyModel.unload``)."""
+
     @property
     @abstractmethod
     def prompt_format(self) -> Format:
