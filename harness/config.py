@@ -146,11 +146,15 @@ class EvalConfig(Section):
     """Evaluation: which baselines each trained iterate is judged against, by which judge, scored how."""
 
     baselines: list[Literal["base", "instruct"]] = Field(
-        default_factory=lambda: ["base"], description="'base' = the untrained model (iteration 0); 'instruct' = "
-        "eval.instruct_model prompted with the principles in its chat template")
-    instruct_model: ModelConfig | None = Field(None, description="the instruction-tuned baseline model")
+        default_factory=lambda: ["base", "instruct"], description="'base' = the untrained model (iteration 0); "
+        "'instruct' = eval.instruct_model prompted with the principles in its chat template")
+    instruct_model: ModelConfig | None = Field(
+        None, description="the instruction-tuned baseline model; default: the policy's model with the principles "
+        "as the system message of its chat template (for the embedded SmolLM2-135M-Instruct: the same weights as "
+        "'base', the principles placed as the paper's instruct baseline has them)")
     instruct_backend: str | None = Field(None, description="backend for the instruct model; default: generation.backend")
-    judge: str = Field("local", description="judge name (`harness ls judges`) or a judge YAML path")
+    judge: str | None = Field(None, description="judge name (`harness ls judges`) or a judge YAML path; default: "
+                              "'verifier' when every principle of the run has checks, else 'local'")
     protocol: Literal["robust", "sami-paper"] = "robust"
     max_parse_failure_rate: float = Field(0.05, ge=0, le=1)
     bootstrap_resamples: int = Field(10_000, ge=1000)
@@ -210,8 +214,11 @@ def load_yaml_mapping(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "(file)", "no such file")
+    from harness.core.artifacts import read_text
+
+    text = read_text(path, "YAML file")  # not UTF-8: one line naming the file and line
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"

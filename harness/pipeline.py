@@ -23,12 +23,13 @@ from harness.config import RunConfig
 from harness.core.artifacts import atomic_write_text, read_json, read_jsonl, write_json
 from harness.core.cache import ContentCache
 from harness.core.distributed import distributed_state
+from harness.core.locks import folder_lock
 from harness.core.provenance import git_commit, manifest
 from harness.core.run_layout import RunLayout
 from harness.core.stages import Stage
 from harness.flow.evaluate import baseline_systems, evaluate_stage, judged_pairs, trained_systems
 from harness.flow.generate import generate_stage, groups_from_rows
-from harness.flow.judge import judge_stage
+from harness.flow.judge import judge_stage, with_default_judge
 from harness.flow.publish import publish_run
 from harness.flow.score import record_mutual_information
 from harness.flow.train import train_stage, trainer_specs
@@ -71,48 +72,51 @@ def run_expert_iteration(config: RunConfig, layout: RunLayout, cache: ContentCac
 def run_pipeline(config: RunConfig) -> Path | None:
     """Run (or resume) everything; return the run directory (None on the non-main processes of a multi-process
     launch, which only take part in training)."""
+    config = with_default_judge(config)
     task = get_task(config.task)
     layout = RunLayout.for_config(config)
     layout.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(layout.config_file, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    data_fingerprint = fingerprint(task.load_queries(config.data, "train") + task.load_queries(config.data, "eval"))
-    write_json(layout.manifest_file, manifest(config, stage="run", data_source=config.data.source,
-                                              data_fingerprint=data_fingerprint))
-    cache = ContentCache()
-    started = time.time()
-    timings: dict[str, float] = {}
+    with folder_lock(layout.root, enabled=distributed_state().is_main_process):  # a second process on this run exits
+        atomic_write_text(layout.config_file, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        data_fingerprint = fingerprint(task.load_queries(config.data, "train") + task.load_queries(config.data, "eval"))
+        write_json(layout.manifest_file, manifest(config, stage="run", data_source=config.data.source,
+                                                  data_fingerprint=data_fingerprint))
+        cache = ContentCache()
+        started = time.time()
+        timings: dict[str, float] = {}
 
-    def timed(name: str, since: float) -> None:
-        timings[name] = round(timings.get(name, 0.0) + time.time() - since, 1)
+        def timed(name: str, since: float) -> None:
+            timings[name] = round(timings.get(name, 0.0) + time.time() - since, 1)
 
-    mark = time.time()
-    run_expert_iteration(config, layout, cache)
-    timed("iterations", mark)
-    if not distributed_state().is_main_process:
-        return None  # under torchrun / accelerate launch, evaluation runs on the main process only
+        mark = time.time()
+        run_expert_iteration(config, layout, cache)
+        timed("iterations", mark)
+        if not distributed_state().is_main_process:
+            return None  # under torchrun / accelerate launch, evaluation runs on the main process only
 
-    pairs = judged_pairs(trained_systems(config, layout), baseline_systems(config), config.eval.baselines)
-    needed = {s.id: s for pair in pairs for s in pair}
-    mark = time.time()
-    responses = {(system.id, split): evaluate_stage(config, task, system, split, layout, cache)
-                 for split in task.principle_splits for system in needed.values()}
-    timed("evaluation generations", mark)
+        pairs = judged_pairs(trained_systems(config, layout), baseline_systems(config), config.eval.baselines)
+        needed = {s.id: s for pair in pairs for s in pair}
+        mark = time.time()
+        responses = {(system.id, split): evaluate_stage(config, task, system, split, layout, cache)
+                     for split in task.principle_splits for system in needed.values()}
+        timed("evaluation generations", mark)
 
-    mark = time.time()
-    scored = [(candidate, baseline, split, judge_stage(
-        config.eval, config.seed, task, responses[candidate.id, split], responses[baseline.id, split], candidate.id,
-        baseline.id, split, layout, cache)) for split in task.principle_splits for candidate, baseline in pairs]
-    timed("judging and scoring", mark)
+        mark = time.time()
+        scored = [(candidate, baseline, split, judge_stage(
+            config.eval, config.seed, task, responses[candidate.id, split], responses[baseline.id, split], candidate.id,
+            baseline.id, split, layout, cache, config.principles.file))
+            for split in task.principle_splits for candidate, baseline in pairs]
+        timed("judging and scoring", mark)
 
-    mark = time.time()
-    if config.eval.mutual_information:
-        record_mutual_information(config, layout, cache, trainer_specs(config))
-    timed("mutual information", mark)
+        mark = time.time()
+        if config.eval.mutual_information:
+            record_mutual_information(config, layout, cache, trainer_specs(config))
+        timed("mutual information", mark)
 
-    publish_run(config, task, layout, scored, git_commit())
-    timings["total"] = round(time.time() - started, 1)
-    record_timings(layout, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), timings)
-    return layout.root
+        publish_run(config, task, layout, scored, git_commit())
+        timings["total"] = round(time.time() - started, 1)
+        record_timings(layout, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), timings)
+        return layout.root
 
 
 def record_timings(layout: RunLayout, started_at: str, timings: dict[str, float]) -> None:

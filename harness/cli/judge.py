@@ -65,6 +65,8 @@ def register(subparsers) -> None:
                         "fallback evaluation principles")
     parser.add_argument("--candidate", required=True, metavar="RESPONSES", help="candidate responses file")
     parser.add_argument("--baseline", required=True, metavar="RESPONSES", help="baseline responses file")
+    parser.add_argument("--principles", metavar="FILE", help="principles file whose checks the verifier judge runs "
+                        "(default: the task's own)")
     parser.add_argument("--candidate-name", help="system name in verdicts (default: the file's model or name)")
     parser.add_argument("--baseline-name", help="system name in verdicts (default: the file's model or name)")
     add_judge_arguments(parser)
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     result = judge_files(args.task, args.candidate, args.baseline, judge, args.out, limit=args.limit, seed=args.seed,
                          cache=ContentCache(), candidate_name=args.candidate_name, baseline_name=args.baseline_name,
                          retry_failures=args.retry_failures, max_parse_failure_rate=args.max_parse_failure_rate,
-                         progress=not args.no_progress, log=log)
+                         progress=not args.no_progress, principles_file=args.principles, log=log)
     counts = result.manifest["counts"]
     log(f"judge {judge.name} ({judge.hash}): {counts['calls']} calls, {counts['cached']} from the cache, "
         f"{counts['judged']} judged in {counts['seconds']:.1f} s; wrote {result.out / 'verdicts.jsonl'}")

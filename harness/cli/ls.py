@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from harness.core.errors import HarnessError
 
-KINDS = ("tasks", "trainers", "judges", "backends", "principles", "filters")
+KINDS = ("tasks", "trainers", "judges", "backends", "principles", "filters", "verifiers")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("ls", help="list tasks, trainers, judges, backends, principles or filters")
+    parser = subparsers.add_parser("ls", help="list tasks, trainers, judges, backends, principles, filters or verifiers")
     parser.add_argument("kind", choices=KINDS, help="what to list")
     parser.set_defaults(func=run)
 
@@ -22,6 +22,11 @@ def entries(kind: str) -> list[tuple[str, str]]:
         from harness.models.backends import backends as registry
     elif kind == "filters":
         from harness.flow.filters import filters as registry
+    elif kind == "verifiers":
+        from harness.verifiers import OMITTED_IFEVAL, verifiers as registry
+
+        omitted = [(f"({name})", f"left out: {why}") for name, why in OMITTED_IFEVAL.items()]
+        return registry.describe() + omitted
     elif kind == "judges":
         try:
             from harness.judging import judges as registry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from harness.models.backends import backends
 from harness.cli.common import add_config_arguments, config_from_args
@@ -24,6 +25,7 @@ def check(config, source: str = "command line") -> None:
     """Raise a ConfigError naming ``source`` and the field for the first problem a run would hit before doing
     any work: unknown names (task, trainers, backend, judge, filters), principles, the step schedule."""
     from harness.judging import load_judge
+    from harness.flow.judge import with_default_judge
     from harness.flow.train import base_name, trainer_specs, trainers, variant_config
 
     def named(field: str, lookup) -> object:
@@ -39,16 +41,27 @@ def check(config, source: str = "command line") -> None:
         named("trainer", lambda: trainers.get(base_name(name)))
         variant_config(config, name)
     named("generation.backend", lambda: backends.get(config.generation.backend))
-    named("eval.judge", lambda: load_judge(config.eval.judge))
+    named("eval.judge", lambda: load_judge(with_default_judge(config).eval.judge))
     for name in config.filters or task.default_filters:
         named("filters", lambda: filters.get(name))
+    from harness.models.loading import check_model_source
+
+    named("model.name", lambda: check_model_source(config.model))
+    if config.data.source not in ("demo", "hub"):  # a local file: read it as a run would (exists, parses, not empty)
+        named("data.source", lambda: task.read_file(Path(config.data.source)))
     principles = task.principles(config.principles.file)
+    if config.principles.file and principles.task != task.name:
+        raise ConfigError(config.principles.file, "task",
+                          f"this principles file is for task '{principles.task}', not '{task.name}'")
     if principles.sampling.scheme == "diverse" and \
             config.principles.constitutions_per_query > 2 ** principles.sampling.per_constitution:
         raise ConfigError(source, "principles.constitutions_per_query",
                           "exceeds the sign patterns of the principles per constitution")
     for iteration in range(1, config.train.iterations + 1):
-        config.train.steps_at(iteration)
+        try:
+            config.train.steps_at(iteration)
+        except ConfigError as exc:  # name the config file, not "config"
+            raise ConfigError(source, exc.field, exc.problem) from None
 
 
 def run(args) -> int:

@@ -52,8 +52,9 @@ def trained_systems(config: RunConfig, layout: RunLayout) -> list[System]:
 
 def baseline_systems(config: RunConfig) -> dict[str, System]:
     systems = {"base": System("base", "base", 0, config.model, config.generation.backend)}
-    if config.eval.instruct_model is not None:
-        systems["instruct"] = System("instruct", "instruct", 0, config.eval.instruct_model,
+    if "instruct" in config.eval.baselines:
+        instruct = config.eval.instruct_model or config.model.model_copy(update={"principles_in": "system"})
+        systems["instruct"] = System("instruct", "instruct", 0, instruct,
                                      config.eval.instruct_backend or config.generation.backend)
     return systems
 

@@ -59,7 +59,23 @@ COLUMNS = [
     ("verdicts_sha", "hash of the verdicts.jsonl behind the row"),
     ("checkpoint_hash", "hash of the candidate checkpoint's weights (null for prompted baselines)"),
 ]
-COLUMN_NAMES = [name for name, _ in COLUMNS]
+# Columns of verifier-judged rows (exact checks of verifiable principles); tables show them only where present.
+ADHERENCE_COLUMNS = [
+    ("adherence", "mean share of the evaluation constitution's checkable principles the candidate's response passes"),
+    ("adherence_ci_low", "lower end of the adherence's 95% CI (percentile bootstrap over items)"),
+    ("adherence_ci_high", "upper end of the adherence's 95% CI"),
+    ("adherence_by_principle", "pass rate of each checkable principle (not-<name>: its antithesis)"),
+    ("baseline_adherence", "the same mean share for the baseline's responses"),
+    ("baseline_adherence_ci_low", "lower end of the baseline adherence's 95% CI"),
+    ("baseline_adherence_ci_high", "upper end of the baseline adherence's 95% CI"),
+    ("baseline_adherence_by_principle", "pass rate of each checkable principle for the baseline"),
+]
+
+
+def columns_of(rows: list[dict]) -> list[tuple[str, str]]:
+    """The documented columns, plus the adherence columns when a row has them."""
+    has_adherence = any(row.get("adherence") is not None for row in rows)
+    return COLUMNS + (ADHERENCE_COLUMNS if has_adherence else [])
 MARKDOWN_COLUMNS = ["rank", "system", "trainer", "iteration", "learning_rate", "win_rate", "ci", "n",
                     "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate", "position_consistency",
                     "first_position_preference", "mean_length",
@@ -90,7 +106,8 @@ def rank_rows(rows: list[dict]) -> list[dict]:
         ranks = [r["rank"] for r in ranked[-len(block):]]
         for row in ranked[-len(block):]:
             row["tied"] = ranks.count(row["rank"]) > 1
-    return [{name: row.get(name) for name in COLUMN_NAMES} for row in ranked]
+    names = [name for name, _ in columns_of(rows)]
+    return [{name: row.get(name) for name in names} for row in ranked]
 
 
 def _clearly_above(other: dict, row: dict) -> bool:
@@ -110,7 +127,16 @@ def _interval(low, high) -> str:
     return f"[{_fmt(low, True)}, {_fmt(high, True)}]"
 
 
-PERCENT_COLUMNS = {"win_rate", "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate",
+def markdown_columns(rows: list[dict]) -> list[str]:
+    """MARKDOWN_COLUMNS, with adherence (and its CI) and the baseline's adherence after the win rate columns when
+    the rows were judged by the verifier."""
+    if not any(row.get("adherence") is not None for row in rows):
+        return MARKDOWN_COLUMNS
+    at = MARKDOWN_COLUMNS.index("n")
+    return MARKDOWN_COLUMNS[:at] + ["adherence", "baseline_adherence"] + MARKDOWN_COLUMNS[at:]
+
+
+PERCENT_COLUMNS = {"adherence", "baseline_adherence", "win_rate", "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate",
                    "position_consistency", "first_position_preference"}
 
 
@@ -124,13 +150,16 @@ def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, pl
     for (task, split, baseline), block in blocks.items():
         heading = f"## {task}: candidates vs `{baseline}`" + (f" ({split} principles)" if task == "heldout" else "")
         lines += [heading, "", "Percentages; 95% CI in brackets; `=` marks ranks shared by overlapping CIs.", ""]
-        lines.append("| " + " | ".join(MARKDOWN_COLUMNS) + " |")
-        lines.append("|" + "---|" * len(MARKDOWN_COLUMNS))
+        shown = markdown_columns(rows)
+        lines.append("| " + " | ".join(shown) + " |")
+        lines.append("|" + "---|" * len(shown))
         for row in block:
             cells = []
-            for column in MARKDOWN_COLUMNS:
+            for column in shown:
                 if column == "ci":
                     cells.append(f"{_interval(row['ci_low'], row['ci_high'])} {row['ci_method'] or ''}")
+                elif column == "adherence":
+                    cells.append(f"{_fmt(row[column], True)} {_interval(row['adherence_ci_low'], row['adherence_ci_high'])}")
                 elif column == "soft_win_rate" and row["soft_ci_low"] is not None:
                     cells.append(f"{_fmt(row[column], True)} {_interval(row['soft_ci_low'], row['soft_ci_high'])}")
                 elif column == "rank":
@@ -144,18 +173,18 @@ def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, pl
     for plot in plots or []:
         lines += [f"![{Path(plot).stem}]({plot})", ""]
     lines += ["Columns (full schema in the JSON file):", ""]
-    lines += [f"- `{name}`: {description}" for name, description in COLUMNS]
+    lines += [f"- `{name}`: {description}" for name, description in columns_of(rows)]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMN_NAMES, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[name for name, _ in columns_of(rows)], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
 
 
 def to_json(rows: list[dict], notes: list[str]) -> str:
-    return json.dumps({"schema_version": SCHEMA_VERSION, "columns": dict(COLUMNS), "notes": notes, "rows": rows},
+    return json.dumps({"schema_version": SCHEMA_VERSION, "columns": dict(columns_of(rows)), "notes": notes, "rows": rows},
                       indent=2) + "\n"

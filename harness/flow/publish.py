@@ -12,10 +12,13 @@ from harness.core.artifacts import atomic_write_text, read_jsonl, write_json
 from harness.core.hashing import file_hash, folder_hash
 from harness.core.run_layout import RunLayout
 from harness.flow.leaderboard import rank_rows, to_csv, to_json, to_markdown
-from harness.flow.plots import plot_lengths, plot_mutual_information, plot_win_rates
+from harness.flow.plots import plot_adherence, plot_lengths, plot_mutual_information, plot_win_rates
 from harness.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME
 from harness.tasks import Task, get_task
 
+ADHERENCE_KEYS = ("adherence", "adherence_ci_low", "adherence_ci_high", "adherence_by_principle",
+                  "baseline_adherence", "baseline_adherence_ci_low", "baseline_adherence_ci_high",
+                  "baseline_adherence_by_principle")
 POSITION_BIAS = 0.9  # first-position preference above which a judge's hard verdicts are flagged
 
 
@@ -50,6 +53,7 @@ def result_rows(config: RunConfig, task: Task, layout: RunLayout, scored: list, 
             "parse_failure_rate": stats.get("parse_failure_rate"),
             "position_consistency": stats.get("position_consistency"),
             "mean_length": stats.get("mean_candidate_length"), "baseline_mean_length": stats.get("mean_baseline_length"),
+            **{key: stats[key] for key in ADHERENCE_KEYS if key in stats},
             "mi_nats": mi_of(mi, candidate.trainer, candidate.iteration, "policy"),
             "mi_nats_base_scorer": mi_of(mi, candidate.trainer, candidate.iteration, "base"),
             "judge": judged["judge"], "judge_hash": judged["judge_hash"], "protocol": config.eval.protocol,
@@ -77,6 +81,10 @@ def write_leaderboard(rows: list[dict], out_dir: Path, title: str, notes: list[s
         if task_metrics:
             plots.append(plot_mutual_information(task_metrics, out_dir / f"{task}-mutual-information.png",
                                                  f"{task}: MI estimate per iteration"))
+        task_adherence = [p for p in adherence_points(rows) if p["task"] == task]
+        if task_adherence:
+            plots.append(plot_adherence(task_adherence, out_dir / f"{task}-adherence.png",
+                                        f"{task}: adherence to verifiable principles"))
         task_lengths = [p for p in length_points(rows) if p["task"] == task]
         if task_lengths:
             plots.append(plot_lengths(task_lengths, out_dir / f"{task}-length.png", f"{task}: response length"))
@@ -85,6 +93,27 @@ def write_leaderboard(rows: list[dict], out_dir: Path, title: str, notes: list[s
     atomic_write_text(out_dir / "leaderboard.csv", to_csv(ranked))
     atomic_write_text(out_dir / "leaderboard.json", to_json(ranked, notes))
     return [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "leaderboard.json", *plots]
+
+
+def adherence_points(rows: list[dict]) -> list[dict]:
+    """Adherence with CI per (task, trainer, iteration) on training principles, from verifier-judged rows: each
+    candidate's own, the base model's (iteration 0) and the instruct baseline's from the rows judged against them."""
+    points = {}
+    for row in rows:
+        if row["principle_split"] != "train" or row.get("adherence") is None:
+            continue
+        points[row["task"], row["trainer"], row["iteration"]] = (
+            row["adherence"], row["adherence_ci_low"], row["adherence_ci_high"])
+        if row["baseline"] in ("base", "instruct"):
+            points[row["task"], row["baseline"], 0] = (
+                row["baseline_adherence"], row["baseline_adherence_ci_low"], row["baseline_adherence_ci_high"])
+    base = {task: value for (task, trainer, _), value in points.items() if trainer == "base"}
+    out = [{"task": t, "trainer": tr, "iteration": i, "adherence": a, "low": lo, "high": hi}
+           for (t, tr, i), (a, lo, hi) in sorted(points.items()) if tr != "base" and a is not None]
+    trained = {(p["task"], p["trainer"]) for p in out if p["trainer"] != "instruct"}
+    out += [{"task": t, "trainer": tr, "iteration": 0, "adherence": base[t][0], "low": base[t][1], "high": base[t][2]}
+            for t, tr in sorted(trained) if t in base and base[t][0] is not None]
+    return out
 
 
 def length_points(rows: list[dict]) -> list[dict]:

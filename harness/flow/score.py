@@ -114,8 +114,11 @@ def score_matrix(task: Task, backend, groups: list[QueryGroup], cache: ContentCa
     contexts, continuations = scoring_pairs(task, groups, backend.tokenizer, backend.prompt_format,
                                             principles_in_system)
     identity = backend.identity()
+    # the weights' dtype changes the log-probs; float32 (the default) is left out so existing keys stay valid
+    dtype = getattr(getattr(backend, "model_config", None), "dtype", "float32")
     keys = [ContentCache.key("logprob", {"version": SCORE_CACHE_VERSION, "model": identity, "context": context,
-                                         "continuation": continuation})
+                                         "continuation": continuation,
+                                         **({"dtype": dtype} if dtype != "float32" else {})})
             for context, continuation in zip(contexts, continuations)]
     found = cache.get_many(keys) if cache else {}
     missing = [i for i, key in enumerate(keys) if key not in found]

@@ -84,7 +84,7 @@ class Runtime(_Strict):
 class JudgeConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    backend: Literal["openai", "local"]
+    backend: Literal["openai", "local", "verifier"]
     model: str
     base_url: str | None = None
     system: str | None = Field(None, description="openai: an optional system message")
@@ -183,6 +183,8 @@ def load_judge_file(path: str | Path, overrides: dict | None = None) -> Judge:
                 raise ConfigError("--judge-set", dotted, f"'{key}' is not a section")
         node[keys[-1]] = value
     config = _parse_config(data, str(path))
+    if config.backend == "verifier":  # exact checks, no prompt and no parser
+        return Judge(config=config, template="", source=str(path))
     _check_parser(config, str(path))
     template_path = (path.parent / config.prompt).resolve()
     if not template_path.is_file():

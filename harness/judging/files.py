@@ -22,7 +22,9 @@ from harness.core.cache import ContentCache
 from harness.core.errors import HarnessError
 from harness.core.hashing import content_hash, derived_seed
 from harness.judging.config import Judge
-from harness.judging.engine import JudgeRunner, verdict_line
+from harness.judging.engine import JudgeRunner, RunCounts, verdict_line
+from harness.judging.verifier import verdict_lines as verifier_lines
+from harness.stats.adherence import adherence
 from harness.judging.responses import Pair, load_responses, pair_responses
 from harness.stats.verdicts import parse_verdicts
 
@@ -55,7 +57,8 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
                 cache: ContentCache | None = None, candidate_name: str | None = None,
                 baseline_name: str | None = None, retry_failures: bool = False, backend=None,
                 max_parse_failure_rate: float = stats.DEFAULT_MAX_PARSE_FAILURE_RATE, progress: bool = True,
-                n_resamples: int = stats.DEFAULT_RESAMPLES, log=print) -> JudgeResult:
+                n_resamples: int = stats.DEFAULT_RESAMPLES, principles_file: str | None = None,
+                log=print) -> JudgeResult:
     from harness.tasks import get_task
 
     task = get_task(task_name)
@@ -82,12 +85,23 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
             "evaluation principles (all positive)")
     out = Path(out) if out else Path("runs") / (
         f"judge-{task.name}-{content_hash([candidate.describe()['sha256'], baseline.describe()['sha256'], judge.hash, seed, limit], 10)}")
-    runner = JudgeRunner(judge, cache, noun=task.response_noun, query_label=task.judge_query_label,
-                         seed=seed, backend=backend, progress=progress)
     started = time.time()
-    calls = runner.build_calls(pairs)
-    outcomes = runner.run(calls, retry_failures=retry_failures)
-    lines = [verdict_line(call, outcome, judge, candidate.system, baseline.system) for call, outcome in zip(calls, outcomes)]
+    if judge.config.backend == "verifier":
+        principles = task.principles(principles_file)
+        lines = [line for pair in pairs for line in verifier_lines(pair, principles, judge, candidate.system,
+                                                                   baseline.system)]
+        backend_identity = {"name": "verifier", "principles": str(principles_file or task.principles_file)}
+        counts = {k: v for k, v in asdict(RunCounts(calls=len(lines), judged=len(lines),
+                                                    seconds=round(time.time() - started, 3))).items() if k != "extra"}
+    else:
+        runner = JudgeRunner(judge, cache, noun=task.response_noun, query_label=task.judge_query_label,
+                             seed=seed, backend=backend, progress=progress)
+        calls = runner.build_calls(pairs)
+        outcomes = runner.run(calls, retry_failures=retry_failures)
+        lines = [verdict_line(call, outcome, judge, candidate.system, baseline.system)
+                 for call, outcome in zip(calls, outcomes)]
+        backend_identity = runner.backend.identity()
+        counts = {k: v for k, v in asdict(runner.counts).items() if k != "extra"}
     write_jsonl(out / "verdicts.jsonl", lines)
     summary = summarize(lines, judge.protocol, seed, max_parse_failure_rate, n_resamples)
     write_json(out / "summary.json", summary)
@@ -96,7 +110,7 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
         "task": task.name,
         "judge": judge.describe(),
         "judge_hash": judge.hash,
-        "judge_backend": runner.backend.identity(),
+        "judge_backend": backend_identity,
         "protocol": judge.protocol,
         "seed": seed,
         "limit": limit,
@@ -105,7 +119,7 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
         "pairing": {"n_items": len(pairs), "only_candidate": pairing.only_candidate,
                     "only_baseline": pairing.only_baseline, "constitution_differs": pairing.constitution_differs,
                     "default_constitution": n_default},
-        "counts": {**{k: v for k, v in asdict(runner.counts).items() if k != "extra"}, "lines": len(lines)},
+        "counts": {**counts, "lines": len(lines)},
         "seconds": round(time.time() - started, 2),
         "outputs": {"verdicts": "verdicts.jsonl", "summary": "summary.json"},
         **provenance(),
@@ -121,6 +135,8 @@ def summarize(lines: list[dict], protocol: str, seed: int,
     protocol's bootstrap takes ``n_resamples`` resamples."""
     verdicts = parse_verdicts(lines, "verdicts")
     if protocol == "robust":
-        return stats.win_rates(verdicts, "robust", seed=seed, max_parse_failure_rate=max_parse_failure_rate,
-                               n_resamples=n_resamples)
-    return stats.win_rates(verdicts, "sami-paper", seed=seed)
+        summary = stats.win_rates(verdicts, "robust", seed=seed, max_parse_failure_rate=max_parse_failure_rate,
+                                  n_resamples=n_resamples)
+    else:
+        summary = stats.win_rates(verdicts, "sami-paper", seed=seed)
+    return {**summary, **adherence(lines, seed, n_resamples)}

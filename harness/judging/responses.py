@@ -10,12 +10,11 @@ Accepted formats:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.artifacts import read_jsonl
+from harness.core.artifacts import read_json, read_jsonl, read_jsonl_numbered
 from harness.core.errors import ConfigError, HarnessError
 from harness.core.hashing import file_hash
 from harness.judging.prompting import principle_lines
@@ -51,24 +50,32 @@ def _paper_json(path: Path, data: dict) -> dict[str, Response]:
             raise ConfigError(str(path), key, "expected the SAMI responses format {'question': {id: post}, "
                               "'response': {id: text}, 'constitution': {id: text}}")
     constitutions = data.get("constitution") or {}
+    if not isinstance(constitutions, dict):
+        raise ConfigError(str(path), "constitution", "expected {id: text}")
     rows = {}
     for item, response in data["response"].items():
         if item not in data["question"]:
             raise ConfigError(str(path), f"question.{item}", "missing (every response needs its question)")
         if not isinstance(response, str):
             raise ConfigError(str(path), f"response.{item}", "must be a string")
+        if not isinstance(data["question"][item], str):
+            raise ConfigError(str(path), f"question.{item}", "must be a string")
+        if not isinstance(constitutions.get(item), (str, type(None))):
+            raise ConfigError(str(path), f"constitution.{item}", "must be a string (the numbered principles)")
         rows[str(item)] = Response(str(item), data["question"][item], constitutions.get(item), response)
     return rows
 
 
 def _jsonl(path: Path) -> dict[str, Response]:
     rows: dict[str, Response] = {}
-    for number, row in enumerate(read_jsonl(path), 1):
+    for number, row in read_jsonl_numbered(path):
         for field in ("item", "query", "response"):
             if field not in row:
                 raise ConfigError(f"{path} line {number}", field, "missing (responses.jsonl needs item, query, response)")
         if not isinstance(row["response"], str) or not isinstance(row["query"], str):
             raise ConfigError(f"{path} line {number}", "response", "query and response must be strings")
+        if not isinstance(row.get("constitution"), (str, type(None))):
+            raise ConfigError(f"{path} line {number}", "constitution", "must be a string (the numbered principles)")
         item = str(row["item"])
         if item in rows:
             raise ConfigError(f"{path} line {number}", "item", f"item {item!r} appears twice")
@@ -83,10 +90,7 @@ def load_responses(path: str | Path, system: str | None = None) -> ResponseSet:
     if not path.is_file():
         raise HarnessError(f"responses file not found: {path}")
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(str(path), f"line {exc.lineno}", f"not valid JSON ({exc.msg})") from None
+        data = read_json(path)
         if not isinstance(data, dict):
             raise ConfigError(str(path), "(top level)", "expected an object")
         rows, fmt, model = _paper_json(path, data), "sami-paper-json", None

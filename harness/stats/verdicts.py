@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from harness.core.artifacts import read_jsonl
+from harness.core.artifacts import read_jsonl, read_jsonl_numbered
 from harness.core.errors import ConfigError
 
 WINNERS = ("candidate", "baseline", "tie")
@@ -132,10 +132,10 @@ def load_verdicts(path: Path | str) -> list[Verdict]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "path", "no such verdict file")
-    rows = read_jsonl(path)  # skips blank lines, so count the non-blank ones for the line numbers
-    with open(path, encoding="utf-8") as handle:
-        numbers = [number for number, text in enumerate(handle, 1) if text.strip()]
-    return parse_verdicts(rows, str(path), numbers)
+    numbered = read_jsonl_numbered(path)  # the file's own line numbers (blank lines skipped)
+    if not numbered:
+        raise ConfigError(str(path), "(file)", "no verdicts in the file (it is empty)")
+    return parse_verdicts([row for _, row in numbered], str(path), [number for number, _ in numbered])
 
 
 def split_by_pair(verdicts: Iterable[Verdict]) -> dict[Pair, list[Verdict]]:
