@@ -100,6 +100,9 @@ class TrainConfig(Section):
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
         "no", description="Accelerate autocast; weights keep model.dtype (paper: bf16 on A100s; fp32 is faster on CPU)")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward to save memory")
+    keep_checkpoints: Literal["last", "all"] = Field(
+        "last", description="'last': once a run is published, delete the weights of every checkpoint but the last "
+        "iteration's (their identity stays, so resume and provenance still work); 'all': keep every checkpoint")
     mi_constitutions: int = Field(4, ge=2, description="C for the mutual-information metric (4 = both principles "
                                   "crossed with their antitheses)")
     mi_resamples: int = Field(10000, ge=2000, description="bootstrap resamples (over queries) for the MI interval")

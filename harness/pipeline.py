@@ -15,6 +15,7 @@ run directory: ``harness/core/run_layout.py``.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ from harness.core.artifacts import atomic_write_text, read_json, read_jsonl, wri
 from harness.core.cache import ContentCache
 from harness.core.distributed import distributed_state
 from harness.core.locks import folder_lock
+from harness.core.progress import RunProgress, quiet_model_loading
 from harness.core.provenance import git_commit, manifest
 from harness.core.run_layout import RunLayout
 from harness.core.stages import Stage
@@ -33,12 +35,13 @@ from harness.flow.judge import judge_stage, with_default_judge
 from harness.flow.publish import publish_run
 from harness.flow.score import record_mutual_information
 from harness.flow.train import train_stage, trainer_specs
-from harness.models.loading import free_memory, model_identity
+from harness.models.loading import free_memory, model_identity, prune_checkpoint
 from harness.tasks import get_task
 from harness.tasks.loaders import fingerprint
 
 
-def run_expert_iteration(config: RunConfig, layout: RunLayout, cache: ContentCache | None = None) -> list[dict]:
+def run_expert_iteration(config: RunConfig, layout: RunLayout, cache: ContentCache | None = None,
+                         progress: RunProgress | None = None) -> list[dict]:
     """Run (or resume) every iteration: the PRIMARY trainer's checkpoint at t-1 generates iteration t's data
     (pi_0 = the base model), and every trainer trains on it from the base weights. Under ``torchrun`` /
     ``accelerate launch`` every process calls this: the main process generates, all processes train together.
@@ -52,6 +55,9 @@ def run_expert_iteration(config: RunConfig, layout: RunLayout, cache: ContentCac
     for t in range(1, config.train.iterations + 1):
         generated_before = None
         if state.is_main_process:
+            if progress:
+                progress.stage("generate", f"iteration {t}: {config.data.train_limit or 'all'} training queries x "
+                               f"{config.principles.constitutions_per_query} constitutions")
             _, generated_before = generate_stage(config, task, layout, t, cache, generator_model)
         state.wait_for_everyone()
         data = Stage(layout.iteration(t), "generate", None).summary()
@@ -59,6 +65,8 @@ def run_expert_iteration(config: RunConfig, layout: RunLayout, cache: ContentCac
         summary = {"iteration": t, "generator": data["generator"], "queries": data["queries"], "kept": data["kept"],
                    "dropped": data["dropped"], "generation_skipped": generated_before, "trainers": {}}
         for name in trainer_specs(config):
+            if progress and state.is_main_process:
+                progress.stage("train", f"{name}-iter{t}: {config.train.steps_at(t)} optimizer steps from the base")
             stage, skipped = train_stage(config, task, layout, t, name, groups, data["data_sha"], base)
             free_memory()
             record = stage.summary()
@@ -71,52 +79,85 @@ def run_expert_iteration(config: RunConfig, layout: RunLayout, cache: ContentCac
 
 def run_pipeline(config: RunConfig) -> Path | None:
     """Run (or resume) everything; return the run directory (None on the non-main processes of a multi-process
-    launch, which only take part in training)."""
+    launch, which only take part in training). A second process on the same run folder exits at once."""
     config = with_default_judge(config)
-    task = get_task(config.task)
     layout = RunLayout.for_config(config)
     layout.root.mkdir(parents=True, exist_ok=True)
-    with folder_lock(layout.root, enabled=distributed_state().is_main_process):  # a second process on this run exits
-        atomic_write_text(layout.config_file, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        data_fingerprint = fingerprint(task.load_queries(config.data, "train") + task.load_queries(config.data, "eval"))
-        write_json(layout.manifest_file, manifest(config, stage="run", data_source=config.data.source,
-                                                  data_fingerprint=data_fingerprint))
-        cache = ContentCache()
-        started = time.time()
-        timings: dict[str, float] = {}
+    with folder_lock(layout.root, enabled=distributed_state().is_main_process):
+        return _run_stages(config, get_task(config.task), layout)
 
-        def timed(name: str, since: float) -> None:
-            timings[name] = round(timings.get(name, 0.0) + time.time() - since, 1)
 
-        mark = time.time()
-        run_expert_iteration(config, layout, cache)
-        timed("iterations", mark)
-        if not distributed_state().is_main_process:
-            return None  # under torchrun / accelerate launch, evaluation runs on the main process only
+def _run_stages(config: RunConfig, task, layout: RunLayout) -> Path | None:
+    atomic_write_text(layout.config_file, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    data_fingerprint = fingerprint(task.load_queries(config.data, "train") + task.load_queries(config.data, "eval"))
+    write_json(layout.manifest_file, manifest(config, stage="run", data_source=config.data.source,
+                                              data_fingerprint=data_fingerprint))
+    cache = ContentCache()
+    timer = StageTimer()
+    quiet_model_loading()
+    pairs = judged_pairs(trained_systems(config, layout), baseline_systems(config), config.eval.baselines)
+    needed = {s.id: s for pair in pairs for s in pair}
+    splits = task.principle_splits
+    progress = RunProgress(config.train.iterations * (1 + len(trainer_specs(config))) + len(splits) * (
+        len(needed) + len(pairs)) + int(config.eval.mutual_information) + 1)
+    with timer("iterations"):
+        run_expert_iteration(config, layout, cache, progress)
+    if not distributed_state().is_main_process:
+        return None  # under torchrun / accelerate launch, evaluation runs on the main process only
 
-        pairs = judged_pairs(trained_systems(config, layout), baseline_systems(config), config.eval.baselines)
-        needed = {s.id: s for pair in pairs for s in pair}
-        mark = time.time()
-        responses = {(system.id, split): evaluate_stage(config, task, system, split, layout, cache)
-                     for split in task.principle_splits for system in needed.values()}
-        timed("evaluation generations", mark)
-
-        mark = time.time()
-        scored = [(candidate, baseline, split, judge_stage(
-            config.eval, config.seed, task, responses[candidate.id, split], responses[baseline.id, split], candidate.id,
-            baseline.id, split, layout, cache, config.principles.file))
-            for split in task.principle_splits for candidate, baseline in pairs]
-        timed("judging and scoring", mark)
-
-        mark = time.time()
+    n_eval = len(task.load_queries(config.data, "eval"))
+    responses = {}
+    with timer("evaluation generations"):
+        for split in splits:
+            for system in needed.values():
+                progress.stage("evaluate", f"{system.id} ({split} principles): {n_eval} responses")
+                responses[system.id, split] = evaluate_stage(config, task, system, split, layout, cache)
+    scored = []
+    with timer("judging and scoring"):
+        for split in splits:
+            for candidate, baseline in pairs:
+                progress.stage("judge", f"{candidate.id} vs {baseline.id} ({split} principles): {n_eval} items")
+                scored.append((candidate, baseline, split, judge_stage(
+                    config.eval, config.seed, task, responses[candidate.id, split], responses[baseline.id, split],
+                    candidate.id, baseline.id, split, layout, cache, config.principles.file)))
+    with timer("mutual information"):
         if config.eval.mutual_information:
+            progress.stage("score", f"mutual information, iterations 0-{config.train.iterations} of "
+                           f"{', '.join(trainer_specs(config))}: {config.eval.mi_queries or n_eval} queries")
             record_mutual_information(config, layout, cache, trainer_specs(config))
-        timed("mutual information", mark)
+    progress.stage("publish", f"results.json, leaderboard and site in {layout.leaderboard_dir}")
+    publish_run(config, task, layout, scored, git_commit())
+    if config.train.keep_checkpoints == "last":
+        prune_checkpoints(config, layout)
+    record_timings(layout, timer.started_at, timer.finish())
+    return layout.root
 
-        publish_run(config, task, layout, scored, git_commit())
-        timings["total"] = round(time.time() - started, 1)
-        record_timings(layout, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), timings)
-        return layout.root
+
+class StageTimer:
+    """Wall seconds per named part of a run, and the total."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        mark = time.time()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.time() - mark, 1)
+
+    def finish(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.time() - self.started, 1)}
+
+
+def prune_checkpoints(config: RunConfig, layout: RunLayout) -> int:
+    """Delete the weights of every checkpoint before the last iteration (all evaluated, scored and hashed by now);
+    returns the bytes freed."""
+    return sum(prune_checkpoint(layout.checkpoint(t, trainer)) for trainer in trainer_specs(config)
+               for t in range(1, config.train.iterations))
 
 
 def record_timings(layout: RunLayout, started_at: str, timings: dict[str, float]) -> None:

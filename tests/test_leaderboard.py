@@ -30,6 +30,7 @@ def test_blocks_are_ranked_separately_and_ordered():
         ("train", "instruct", "a", 1), ("train", "instruct", "b", 2)]
 
 
-def test_rows_without_a_ci_share_the_top_rank_and_sort_last_without_a_win_rate():
-    ranked = rank_rows([row("one-item", 1.0, None, None), row("none", None, None, None), row("a", 0.6, 0.5, 0.7)])
-    assert [(r["system"], r["rank"]) for r in ranked] == [("one-item", 1), ("a", 1), ("none", 1)]
+def test_rows_without_a_ci_share_the_top_rank_and_the_reference_row_has_none():
+    ranked = rank_rows([row("one-item", 1.0, None, None), row("base", None, None, None), row("a", 0.6, 0.5, 0.7)])
+    assert [(r["system"], r["rank"], r["tied"]) for r in ranked] == [("one-item", 1, True), ("a", 1, True),
+                                                                     ("base", None, False)]

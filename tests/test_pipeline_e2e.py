@@ -107,7 +107,11 @@ def test_killed_and_resumed_run_publishes_the_same_leaderboard(tmp_path):
     rows = leaderboard(run_dir)
     systems = {r["system"] for r in rows}
     assert {"sami-iter1", "sami-iter2", "sft-iter1", "sft-iter2"} <= systems
+    reference = [r for r in rows if r["win_rate"] is None]
+    assert [(r["system"], r["iteration"], r["rank"]) for r in reference] == [("base", 0, None)]  # iteration-0 row
     for row in rows:
+        if row["win_rate"] is None:
+            continue
         assert 0 <= row["ci_low"] <= row["win_rate"] <= row["ci_high"] <= 1
         assert row["config_hash"] and row["judge_hash"] and row["verdicts_sha"] and row["responses_sha"]
     markdown = (run_dir / "leaderboard" / "leaderboard.md").read_text()

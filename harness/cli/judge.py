@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import yaml
 
 from harness import stats
 from harness.core.cache import ContentCache
 from harness.core.errors import ConfigError
+from harness.core.locks import folder_lock
 from harness.judging import DEFAULT_JUDGE, load_judge
 
 PARSE_FAILURE_EXIT = 3
@@ -73,6 +75,26 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_judge_arguments(args: argparse.Namespace) -> None:
+    """Option values argparse cannot check: --limit must be a positive count (0 or -5 is not "all")."""
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit", "limit", f"must be a positive number of items, got {args.limit}")
+    if not 0.0 <= args.max_parse_failure_rate <= 1.0:
+        raise ConfigError("--max-parse-failure-rate", "rate", f"must be between 0 and 1, got {args.max_parse_failure_rate}")
+
+
+def output_folder(args: argparse.Namespace, judge) -> Path:
+    """The folder ``judge_files`` writes to: --out, else its default name (from the files' hashes), for the lock."""
+    from harness.core.hashing import content_hash, file_hash
+    from harness.tasks import get_task
+
+    if args.out:
+        return Path(args.out)
+    task = get_task(args.task)
+    hashes = [file_hash(Path(p)) if Path(p).is_file() else str(p) for p in (args.candidate, args.baseline)]
+    return Path("runs") / f"judge-{task.name}-{content_hash([*hashes, judge.hash, args.seed, args.limit], 10)}"
+
+
 def print_summary(summary: dict, fmt: str) -> None:
     from harness.cli.stats import render_text
 
@@ -87,12 +109,15 @@ def run(args: argparse.Namespace) -> int:
     from harness.judging.files import judge_files
 
     limit_threads()
+    check_judge_arguments(args)
     judge = load_judge(args.judge, judge_overrides(args.judge_set))
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    result = judge_files(args.task, args.candidate, args.baseline, judge, args.out, limit=args.limit, seed=args.seed,
-                         cache=ContentCache(), candidate_name=args.candidate_name, baseline_name=args.baseline_name,
-                         retry_failures=args.retry_failures, max_parse_failure_rate=args.max_parse_failure_rate,
-                         progress=not args.no_progress, principles_file=args.principles, log=log)
+    with folder_lock(output_folder(args, judge)):  # a second judge on the same output exits with the holder's PID
+        result = judge_files(args.task, args.candidate, args.baseline, judge, args.out, limit=args.limit,
+                             seed=args.seed, cache=ContentCache(), candidate_name=args.candidate_name,
+                             baseline_name=args.baseline_name, retry_failures=args.retry_failures,
+                             max_parse_failure_rate=args.max_parse_failure_rate, progress=not args.no_progress,
+                             principles_file=args.principles, log=log)
     counts = result.manifest["counts"]
     log(f"judge {judge.name} ({judge.hash}): {counts['calls']} calls, {counts['cached']} from the cache, "
         f"{counts['judged']} judged in {counts['seconds']:.1f} s; wrote {result.out / 'verdicts.jsonl'}")

@@ -1,4 +1,4 @@
-"""``harness leaderboard``: merge runs into per-task tables (Markdown, CSV, JSON) and plots."""
+"""``harness leaderboard``: merge runs into per-task tables (Markdown, CSV, JSON), plots and a browsable site."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from harness.core.artifacts import atomic_write_text, read_json, read_jsonl
 from harness.flow.leaderboard import load_rows
 from harness.core.run_layout import RunLayout
 from harness.flow.publish import write_leaderboard
+from harness.site import write_site
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "leaderboards"
 
@@ -15,16 +16,19 @@ PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "leaderboards"
 def register(subparsers) -> None:
     parser = subparsers.add_parser("leaderboard", help="build leaderboards from run directories",
                                    description="Merge the results.json of one or more runs into per-task tables. "
-                                   "With --publish, write them into leaderboards/<task>/ with an index page.")
+                                   "With --publish, write them into leaderboards/<task>/ with an index page, and "
+                                   "rebuild the site leaderboards/site/ from every published run.")
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
-    parser.add_argument("--out", type=Path, help="output folder (default: ./leaderboard)")
+    parser.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/leaderboard for one run, else "
+                        "./leaderboard); a static site is written to OUT/site")
     parser.add_argument("--publish", action="store_true", help="write into the repository's leaderboards/ folder")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     rows = load_rows(args.runs)
-    out_root = PUBLISHED_DIR if args.publish else (args.out or Path("leaderboard"))
+    default_out = RunLayout(args.runs[0]).leaderboard_dir if len(args.runs) == 1 else Path("leaderboard")
+    out_root = PUBLISHED_DIR if args.publish else (args.out or default_out)
     notes_by_task: dict[str, list[str]] = {}
     for run_dir in args.runs:
         results = read_json(RunLayout(run_dir).results_file)
@@ -47,8 +51,11 @@ def run(args) -> int:
                                      metrics)
     if args.publish:
         write_index(out_root, sorted({r["task"] for r in rows}), notes_by_task)
+        written.append(write_site(out_root / "site", sorted(out_root.glob("*/runs/*")), "Published leaderboards"))
+    else:
+        written.append(write_site(out_root / "site", args.runs, "Leaderboards"))
     for path in written:
-        print(path)
+        print(Path(path).resolve())
     return 0
 
 

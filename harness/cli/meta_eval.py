@@ -21,7 +21,7 @@ import json
 import sys
 
 from harness.core.cache import ContentCache
-from harness.cli.judge import add_judge_arguments, judge_overrides
+from harness.cli.judge import add_judge_arguments, check_judge_arguments, judge_overrides
 from harness.judging import load_judge
 
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.judging.meta_eval import meta_evaluate, render_text
 
     limit_threads()
+    check_judge_arguments(args)
     judge = load_judge(args.judge, judge_overrides(args.judge_set))
     if args.against == "verifier":
         return run_audit(args, judge)

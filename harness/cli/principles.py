@@ -3,6 +3,7 @@
     harness principles list                          the shipped principle files and their tasks
     harness principles show tldr --sample 4          a task's (or a file's) principles and sampled c+/c- pairs
     harness principles write --task tldr --writer M  have an LLM write principles and antitheses
+    harness principles headroom --task tldr --principles F  how far each checkable principle moves the model
 
 ``show`` reads our YAML files and the paper's released formats (a folder of positive/negative JSON files, or a
 ``{name: {definition, antithesis}}`` JSON).
@@ -39,6 +40,25 @@ def register(subparsers) -> None:
     show.add_argument("--constitutions", type=int, default=2, metavar="C",
                       help="constitutions per set (default 2: c+ and c-)")
     show.set_defaults(func=run_show)
+
+    headroom = actions.add_parser(
+        "headroom", help="measure how far each checkable principle moves the untrained model",
+        description="For each principle with check and antithesis_check: generate on N training queries under "
+        "c+ = [principle] and c- = [antithesis] and report adherence (definition check pass rate) under both, "
+        "headroom = the difference with a 95% paired bootstrap CI over queries, the antithesis check's pass rate "
+        "under c-, and whether the CI excludes 0 (moves).")
+    headroom.add_argument("--task", help="tldr, dialogue or heldout (default: the principles file's task, else tldr)")
+    headroom.add_argument("--principles", metavar="FILE", help="principles file (default: the task's own)")
+    headroom.add_argument("--limit", type=int, default=16, metavar="N",
+                          help="training queries per principle (default 16)")
+    headroom.add_argument("--model", default="embedded", help="model to measure (default embedded)")
+    headroom.add_argument("--data", help="'demo' (default), 'hub', or a local data file")
+    headroom.add_argument("--config", metavar="YAML", help="a run config (decoding, backend, data)")
+    headroom.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                          help="override a config field, e.g. --set generation.max_new_tokens=64 (repeatable)")
+    headroom.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    headroom.add_argument("--out", metavar="FILE.json", help="also write the rows (and responses) as JSON")
+    headroom.set_defaults(func=run_headroom)
 
     write = actions.add_parser(
         "write", help="ask an LLM to write principles and antitheses for a task",
@@ -138,6 +158,67 @@ def run_show(args) -> int:
     if args.sample:
         print()
         print("\n".join(sample_lines(principles, args.sample, args.seed, args.constitutions)))
+    return 0
+
+
+def headroom_report(args) -> tuple[dict, list]:
+    """Measure the table the ``headroom`` arguments ask for: a JSON-ready report (rows with responses) and the
+    ``HeadroomRow``s."""
+    from harness.cli.common import limit_threads
+    from harness.config import load_config
+    from harness.core.cache import ContentCache
+    from harness.models.backends import create_backend
+    from harness.tasks import get_task, tasks
+    from harness.tasks.headroom import measure_headroom
+
+    if args.limit is not None and args.limit < 1:
+        raise HarnessError("--limit must be >= 1")
+    path = Path(args.principles) if args.principles else None
+    if path is not None and not path.exists():
+        raise HarnessError(f"no principles file {path}")
+    task_name = args.task or (load_principles(path).task if path is not None else "tldr")
+    if task_name not in tasks:
+        raise HarnessError(f"the principles' task '{task_name}' is not a task; pass --task "
+                           f"({', '.join(tasks.names())})")
+    # all training queries are loaded, so a principle tied to a subset (dialogue) gets N queries of that subset
+    config = load_config(args.config, {"task": task_name, "model.name": args.model, "data.source": args.data},
+                         args.set)
+    config.data.train_limit = None
+    task = get_task(config.task)
+    path = path or task.principles_file
+    principles = task.principles(str(path))
+    queries = task.load_queries(config.data, "train")
+    if not queries:
+        raise HarnessError(f"task '{task.name}' has no training queries with data.source={config.data.source!r}")
+    limit_threads()
+    backend = create_backend(config.model, config.generation)
+    try:
+        rows, skipped = measure_headroom(task, principles, backend, queries, config.generation.seed, ContentCache(),
+                                         args.limit, args.resamples, log=lambda line: print(line, file=sys.stderr))
+        identity, decoding = backend.identity(), backend.decoding()
+    finally:
+        backend.unload()
+    return {"task": task.name, "principles_file": str(path), "model": config.model.name, "model_identity": identity,
+            "decoding": decoding, "data_source": config.data.source, "split": "train", "limit": args.limit,
+            "ci": "95% paired percentile bootstrap over queries", "resamples": args.resamples,
+            "skipped_uncheckable": skipped, "rows": [row.to_json() for row in rows]}, rows
+
+
+def run_headroom(args) -> int:
+    from harness.core.artifacts import write_json
+    from harness.tasks.headroom import markdown_table
+
+    report, rows = headroom_report(args)
+    table = markdown_table(rows)
+    report["markdown"] = table
+    print(f"task {report['task']}, {report['principles_file']}, model {report['model']}, training queries "
+          f"(limit {report['limit']} per principle)")
+    print(table)
+    if report["skipped_uncheckable"]:
+        print(f"(skipped, no checks: {', '.join(report['skipped_uncheckable'])})")
+    if args.out:
+        write_json(Path(args.out), report)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -43,17 +43,20 @@ def print_summary(layout: RunLayout, seconds: float, task: str) -> None:
     earlier = "" if len(invocations) == 1 else \
         f" (invocation {len(invocations)}; the first took {invocations[0]['seconds']['total']:.0f} s)"
     print(f"\nRun {layout.root} finished in {seconds:.0f} s{earlier}.")
-    print(f"{'system':<16} {'vs':<10} {'split':<8} {'win rate [95% CI]':<22} {'soft [95% CI]':<22} {'n':>4} "
-          f"{'MI nats (self/base)':>20}")
+    print(f"{'system':<18} {'vs':<10} {'split':<8} {'win rate [95% CI]':<22} {'soft [95% CI]':<22} "
+          f"{'adherence [95% CI]':<22} {'n':>4} {'MI nats (self/base)':>20}")
     for row in results["rows"]:
-        hard = _with_ci(row["win_rate"], row["ci_low"], row["ci_high"])
-        soft = _with_ci(row["soft_win_rate"], row["soft_ci_low"], row["soft_ci_high"])
-        mi = "/".join("–" if row[k] is None else f"{row[k]:.2f}" for k in ("mi_nats", "mi_nats_base_scorer"))
-        print(f"{row['system']:<16} {row['baseline']:<10} {row['principle_split']:<8} {hard:<22} {soft:<22} "
-              f"{row['n']:>4} {mi:>20}")
+        hard = _with_ci(row.get("win_rate"), row.get("ci_low"), row.get("ci_high"))
+        soft = _with_ci(row.get("soft_win_rate"), row.get("soft_ci_low"), row.get("soft_ci_high"))
+        adherence = _with_ci(row.get("adherence"), row.get("adherence_ci_low"), row.get("adherence_ci_high"))
+        mi = "/".join("–" if row.get(k) is None else f"{row[k]:.2f}" for k in ("mi_nats", "mi_nats_base_scorer"))
+        print(f"{row['system']:<18} {row['baseline']:<10} {row['principle_split']:<8} {hard:<22} {soft:<22} "
+              f"{adherence:<22} {row['n']:>4} {mi:>20}")
     for note in results["notes"]:
         print(f"- {note}")
-    print(f"Leaderboard: {layout.leaderboard_dir / 'leaderboard.md'}")
+    print(f"Leaderboard: {layout.leaderboard_dir / 'leaderboard.md'}; site: {layout.leaderboard_dir / 'site' / 'index.html'}")
+    size = sum(f.stat().st_size for f in layout.root.rglob("*") if f.is_file())
+    print(f"Run folder: {size / 2**20:.0f} MB (train.keep_checkpoints=all keeps every iteration's weights).")
     paper_config = get_task(task).paper_config
     if paper_config:
         print(f"Paper scale: harness run --config {paper_config} on GPUs (see README, 'Scaling up').")

@@ -21,6 +21,7 @@ from typing import Any
 from harness import stats
 from harness.core.errors import HarnessError
 from harness.core.hashing import file_hash
+from harness.stats.warnings import compute_warnings
 from harness.stats.verdicts import Verdict, group_items, load_verdicts, split_by_pair
 
 PARSE_FAILURE_EXIT = 3
@@ -142,17 +143,19 @@ def _win_rate_text(result: dict[str, Any]) -> str:
                  _pct(r["parse_failure_rate"])] for r in pairs]
         title = f"protocol sami-paper (seed {pairs[0]['seed']}: order drawn per item; tie and parse failure = 0.5)"
     else:
-        header = ["candidate", "baseline", "n", "win rate", "95% CI", "LC win rate", "LC 95% CI", "ties",
-                  "parse fail", "pos. consistency", "1st-pos pref"]
+        header = ["candidate", "baseline", "n", "win rate", "95% CI", "soft", "soft 95% CI", "LC win rate",
+                  "LC 95% CI", "ties", "parse fail", "pos. consistency", "1st-pos pref"]
         rows = [[r["candidate"] or "-", r["baseline"] or "-", str(r["n"]), _pct(r["win_rate"]),
-                 _ci(r["ci_low"], r["ci_high"]), _pct(r["lc_win_rate"]), _ci(r["lc_ci_low"], r["lc_ci_high"]),
+                 _ci(r["ci_low"], r["ci_high"]), _pct(r["soft_win_rate"]), _ci(r["soft_ci_low"], r["soft_ci_high"]),
+                 _pct(r["lc_win_rate"]), _ci(r["lc_ci_low"], r["lc_ci_high"]),
                  _pct(r["tie_rate"]), _pct(r["parse_failure_rate"]), _pct(r["position_consistency"]),
                  _pct(r["first_position_preference"])] for r in pairs]
         methods = sorted({str(r["ci_method"]) for r in pairs})
         title = (f"protocol robust (bootstrap over items, {pairs[0]['n_resamples']} resamples, "
                  f"{'/'.join(methods)}, seed {pairs[0]['seed']}; parse failures excluded)")
     notes = [f"{r['candidate']} vs {r['baseline']}: {r['note']}" for r in pairs]
-    return "\n".join([title, _table(header, rows), *notes])
+    warnings = [f"warning: {r['candidate']} vs {r['baseline']}: {w.detail}" for r in pairs for w in compute_warnings(r)]
+    return "\n".join([title, _table(header, rows), *notes, *warnings])
 
 
 def _paired_text(r: dict[str, Any]) -> str:

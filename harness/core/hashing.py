@@ -32,8 +32,13 @@ def file_hash(path: Path, length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
-def folder_hash(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.json", "*.txt", "*.model")) -> str:
-    """Hash of the named files of a model folder (weights, config, tokenizer), by relative name and content."""
+def folder_hash(folder: Path, patterns: tuple[str, ...] | None = None) -> str:
+    """Hash of a model folder by relative name and content: every file at its top level (weights, config,
+    tokenizer, chat template, custom-code ``.py``; hidden files such as ``.DS_Store`` left out), or only those
+    matching ``patterns`` where given. Editing any file a loader may read gives a new hash."""
     folder = Path(folder)
-    entries = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
+    if patterns is None:
+        entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        entries = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
     return content_hash([[p.name, file_hash(p)] for p in entries])

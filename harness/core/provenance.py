@@ -40,8 +40,12 @@ def package_versions() -> dict[str, str | None]:
 
 def manifest(config: RunConfig, **extra) -> dict:
     """The provenance record of a stage or run; ``extra`` adds data fingerprints, model identity, etc."""
+    from harness.core.urls import redact_url
+
+    dumped = config.model_dump(mode="json")
+    dumped["generation"]["base_url"] = redact_url(dumped["generation"].get("base_url"))  # no key in a manifest
     return {
-        "config": config.model_dump(mode="json"),
+        "config": dumped,
         "config_hash": config.hash(),
         "git_commit": git_commit(),
         "packages": package_versions(),

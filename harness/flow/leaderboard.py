@@ -16,12 +16,13 @@ from pathlib import Path
 from harness.core.artifacts import read_json
 from harness.core.errors import HarnessError
 from harness.core.run_layout import RESULTS_FILE
+from harness.stats.warnings import compute_warnings
 
 SCHEMA_VERSION = 1
 
 # (column, description) — the documented schema of every leaderboard row.
 COLUMNS = [
-    ("rank", "1 + rows whose CI is entirely above this row's CI (same block)"),
+    ("rank", "1 + rows whose CI is entirely above this row's CI (same block); null for the reference row"),
     ("tied", "true when another row of the block shares this rank (overlapping CIs)"),
     ("task", "task name"),
     ("principle_split", "principles evaluated: 'train' or 'heldout' (heldout task), else 'train'"),
@@ -49,6 +50,10 @@ COLUMNS = [
     ("baseline_mean_length", "mean baseline length (words)"),
     ("mi_nats", "InfoNCE MI estimate (log C - L_SAMI), nats, candidate as scorer"),
     ("mi_nats_base_scorer", "same estimate with the fixed base model as scorer"),
+    ("mi_ci_low", "lower end of the 95% CI of mi_nats (percentile bootstrap over queries)"),
+    ("mi_ci_high", "upper end of the 95% CI of mi_nats"),
+    ("mi_base_ci_low", "lower end of the 95% CI of mi_nats_base_scorer"),
+    ("mi_base_ci_high", "upper end of the 95% CI of mi_nats_base_scorer"),
     ("judge", "judge name"),
     ("judge_hash", "content hash of the judge config and prompt"),
     ("protocol", "statistics protocol (robust or sami-paper)"),
@@ -76,11 +81,6 @@ def columns_of(rows: list[dict]) -> list[tuple[str, str]]:
     """The documented columns, plus the adherence columns when a row has them."""
     has_adherence = any(row.get("adherence") is not None for row in rows)
     return COLUMNS + (ADHERENCE_COLUMNS if has_adherence else [])
-MARKDOWN_COLUMNS = ["rank", "system", "trainer", "iteration", "learning_rate", "win_rate", "ci", "n",
-                    "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate", "position_consistency",
-                    "first_position_preference", "mean_length",
-                    "mi_nats", "mi_nats_base_scorer", "run_id", "config_hash", "commit"]
-
 
 def load_rows(run_dirs: list[Path]) -> list[dict]:
     rows = []
@@ -100,12 +100,12 @@ def rank_rows(rows: list[dict]) -> list[dict]:
         blocks.setdefault((row["task"], row.get("principle_split", "train"), row["baseline"]), []).append(row)
     for key in sorted(blocks):
         block = sorted(blocks[key], key=lambda r: (r["win_rate"] is None, -(r["win_rate"] or 0.0), r["system"]))
-        for row in block:
-            row = {**row, "rank": 1 + sum(_clearly_above(other, row) for other in block)}
-            ranked.append(row)
+        for row in block:  # a reference row (no win rate: the baseline itself) has no rank
+            rank = None if row["win_rate"] is None else 1 + sum(_clearly_above(other, row) for other in block)
+            ranked.append({**row, "rank": rank})
         ranks = [r["rank"] for r in ranked[-len(block):]]
         for row in ranked[-len(block):]:
-            row["tied"] = ranks.count(row["rank"]) > 1
+            row["tied"] = row["rank"] is not None and ranks.count(row["rank"]) > 1
     names = [name for name, _ in columns_of(rows)]
     return [{name: row.get(name) for name in names} for row in ranked]
 
@@ -124,56 +124,72 @@ def _fmt(value, percent: bool = False) -> str:
 
 
 def _interval(low, high) -> str:
-    return f"[{_fmt(low, True)}, {_fmt(high, True)}]"
+    return "" if low is None or high is None else f"[{_fmt(low, True)}, {_fmt(high, True)}]"
 
 
-def markdown_columns(rows: list[dict]) -> list[str]:
-    """MARKDOWN_COLUMNS, with adherence (and its CI) and the baseline's adherence after the win rate columns when
-    the rows were judged by the verifier."""
-    if not any(row.get("adherence") is not None for row in rows):
+def _with_ci(row: dict, key: str, low: str, high: str, percent: bool = True) -> str:
+    value = _fmt(row.get(key), percent)
+    if row.get(low) is None or row.get(high) is None:
+        return value
+    return f"{value} [{_fmt(row[low], percent)}, {_fmt(row[high], percent)}]"
+
+
+def _warnings(row: dict) -> str:
+    return "; ".join(w.label for w in compute_warnings(row)) or "–"
+
+
+# The Markdown table's headline columns: (header, description, cell). The full schema is in the JSON and CSV files.
+MARKDOWN_COLUMNS = [
+    ("rank", "1 + rows whose win-rate CI lies entirely above this row's CI (same block); `=`: shared rank",
+     lambda r: "ref" if r["rank"] is None else f"{'=' if r['tied'] else ''}{r['rank']}"),
+    ("system", "candidate system (trainer-iteration; base = untrained, instruct = the instruct baseline)",
+     lambda r: str(r["system"])),
+    ("win rate [95% CI]", "candidate win rate vs the baseline, % (ties 0.5), with its bootstrap CI over items",
+     lambda r: _with_ci(r, "win_rate", "ci_low", "ci_high")),
+    ("soft [95% CI]", "judge's probability that the candidate is better, averaged over both orders, %",
+     lambda r: _with_ci(r, "soft_win_rate", "soft_ci_low", "soft_ci_high")),
+    ("adherence [95% CI]", "share of the evaluation principles' exact checks the candidate passes, % (verifier)",
+     lambda r: _with_ci(r, "adherence", "adherence_ci_low", "adherence_ci_high")),
+    ("baseline adherence", "the same share for the baseline's responses, %",
+     lambda r: _fmt(r.get("baseline_adherence"), True)),
+    ("n", "items scored", lambda r: _fmt(r["n"])),
+    ("MI self [95% CI]", "InfoNCE MI lower bound log C - L_SAMI, nats, scored by the candidate itself",
+     lambda r: _with_ci(r, "mi_nats", "mi_ci_low", "mi_ci_high", percent=False)),
+    ("MI base [95% CI]", "the same MI estimate scored by the fixed base model",
+     lambda r: _with_ci(r, "mi_nats_base_scorer", "mi_base_ci_low", "mi_base_ci_high", percent=False)),
+    ("length", "mean candidate response length, words", lambda r: _fmt(r.get("mean_length"))),
+    ("warnings", "position bias, CI spanning 50%, small n, parse failures (see the notes)", _warnings),
+]
+ADHERENCE_HEADERS = {"adherence [95% CI]", "baseline adherence"}
+
+
+def markdown_columns(rows: list[dict]) -> list[tuple]:
+    """The headline columns, without the adherence ones unless a row was judged by the verifier."""
+    if any(row.get("adherence") is not None for row in rows):
         return MARKDOWN_COLUMNS
-    at = MARKDOWN_COLUMNS.index("n")
-    return MARKDOWN_COLUMNS[:at] + ["adherence", "baseline_adherence"] + MARKDOWN_COLUMNS[at:]
-
-
-PERCENT_COLUMNS = {"adherence", "baseline_adherence", "win_rate", "lc_win_rate", "soft_win_rate", "tie_rate", "parse_failure_rate",
-                   "position_consistency", "first_position_preference"}
+    return [column for column in MARKDOWN_COLUMNS if column[0] not in ADHERENCE_HEADERS]
 
 
 def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, plots: list[str] | None = None) -> str:
     lines = [f"# {title}", ""]
     lines += [f"{note}" for note in (notes or [])]
     lines.append("")
+    shown = markdown_columns(rows)
     blocks: dict[tuple, list[dict]] = {}
     for row in rows:
         blocks.setdefault((row["task"], row["principle_split"] or "train", row["baseline"]), []).append(row)
     for (task, split, baseline), block in blocks.items():
         heading = f"## {task}: candidates vs `{baseline}`" + (f" ({split} principles)" if task == "heldout" else "")
         lines += [heading, "", "Percentages; 95% CI in brackets; `=` marks ranks shared by overlapping CIs.", ""]
-        shown = markdown_columns(rows)
-        lines.append("| " + " | ".join(shown) + " |")
+        lines.append("| " + " | ".join(header for header, _, _ in shown) + " |")
         lines.append("|" + "---|" * len(shown))
-        for row in block:
-            cells = []
-            for column in shown:
-                if column == "ci":
-                    cells.append(f"{_interval(row['ci_low'], row['ci_high'])} {row['ci_method'] or ''}")
-                elif column == "adherence":
-                    cells.append(f"{_fmt(row[column], True)} {_interval(row['adherence_ci_low'], row['adherence_ci_high'])}")
-                elif column == "soft_win_rate" and row["soft_ci_low"] is not None:
-                    cells.append(f"{_fmt(row[column], True)} {_interval(row['soft_ci_low'], row['soft_ci_high'])}")
-                elif column == "rank":
-                    cells.append(f"{'=' if row['tied'] else ''}{row['rank']}")
-                elif column in ("config_hash", "commit"):
-                    cells.append(f"`{(row[column] or '–')[:10]}`")
-                else:
-                    cells.append(_fmt(row[column], column in PERCENT_COLUMNS))
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["| " + " | ".join(cell(row) for _, _, cell in shown) + " |" for row in block]
         lines.append("")
     for plot in plots or []:
         lines += [f"![{Path(plot).stem}]({plot})", ""]
-    lines += ["Columns (full schema in the JSON file):", ""]
-    lines += [f"- `{name}`: {description}" for name, description in columns_of(rows)]
+    lines += ["Columns (the JSON and CSV files hold every column with its description, and each row's provenance: "
+              "run id, config hash, judge hash, commit, response/verdict/checkpoint hashes):", ""]
+    lines += [f"- `{header}`: {description}" for header, description, _ in shown]
     return "\n".join(lines) + "\n"
 
 

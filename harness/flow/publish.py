@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import RunConfig
-from harness.core.artifacts import atomic_write_text, read_jsonl, write_json
+from harness.core.artifacts import atomic_write_text, read_json, read_jsonl, write_json
 from harness.core.hashing import file_hash, folder_hash
 from harness.core.run_layout import RunLayout
 from harness.flow.leaderboard import rank_rows, to_csv, to_json, to_markdown
 from harness.flow.plots import plot_adherence, plot_lengths, plot_mutual_information, plot_win_rates
 from harness.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME
+from harness.site import write_site
 from harness.tasks import Task, get_task
 
 ADHERENCE_KEYS = ("adherence", "adherence_ci_low", "adherence_ci_high", "adherence_by_principle",
@@ -22,16 +23,22 @@ ADHERENCE_KEYS = ("adherence", "adherence_ci_low", "adherence_ci_high", "adheren
 POSITION_BIAS = 0.9  # first-position preference above which a judge's hard verdicts are flagged
 
 
-def mi_lookup(layout: RunLayout) -> dict[tuple[str, int, str], float]:
-    """(trainer, iteration, scorer) -> MI estimate in nats, from the run's metrics.jsonl."""
+def mi_lookup(layout: RunLayout) -> dict[tuple[str, int, str], tuple[float, float, float]]:
+    """(trainer, iteration, scorer) -> (MI estimate, CI low, CI high) in nats, from the run's metrics.jsonl."""
     if not layout.metrics_file.is_file():
         return {}
-    return {(m["trainer"], m["iteration"], m["scorer"]): m["mi_nats"] for m in read_jsonl(layout.metrics_file)}
+    return {(m["trainer"], m["iteration"], m["scorer"]): (m["mi_nats"], *m["ci95_nats"])
+            for m in read_jsonl(layout.metrics_file)}
 
 
-def mi_of(mi: dict, trainer: str, iteration: int, scorer: str) -> float | None:
-    """MI of a system; iteration 0 (the base model) is recorded under trainer 'base'."""
-    return mi.get(("base" if iteration == 0 else trainer, iteration, scorer))
+def mi_columns(mi: dict, trainer: str, iteration: int) -> dict:
+    """The MI columns of a system (both scorers, with CIs); iteration 0 (the base model) is recorded under 'base'."""
+    owner = "base" if iteration == 0 else trainer
+    columns = {}
+    for scorer, name, prefix in (("policy", "mi_nats", "mi"), ("base", "mi_nats_base_scorer", "mi_base")):
+        value, low, high = mi.get((owner, iteration, scorer), (None, None, None))
+        columns.update({name: value, f"{prefix}_ci_low": low, f"{prefix}_ci_high": high})
+    return columns
 
 
 def result_rows(config: RunConfig, task: Task, layout: RunLayout, scored: list, commit: str | None) -> list[dict]:
@@ -54,19 +61,41 @@ def result_rows(config: RunConfig, task: Task, layout: RunLayout, scored: list, 
             "position_consistency": stats.get("position_consistency"),
             "mean_length": stats.get("mean_candidate_length"), "baseline_mean_length": stats.get("mean_baseline_length"),
             **{key: stats[key] for key in ADHERENCE_KEYS if key in stats},
-            "mi_nats": mi_of(mi, candidate.trainer, candidate.iteration, "policy"),
-            "mi_nats_base_scorer": mi_of(mi, candidate.trainer, candidate.iteration, "base"),
+            **mi_columns(mi, candidate.trainer, candidate.iteration),
             "judge": judged["judge"], "judge_hash": judged["judge_hash"], "protocol": config.eval.protocol,
             "run_id": layout.name, "config_hash": config.hash(), "commit": commit,
             "responses_sha": judged["candidate_sha"], "verdicts_sha": file_hash(judged["verdicts_path"]),
             "checkpoint_hash": _checkpoint_hash(candidate.checkpoint),
             "verdicts_path": str(Path(judged["verdicts_path"]).relative_to(layout.root)),
         })
-    return rows
+    return rows + reference_rows(rows, mi)
+
+
+def reference_rows(rows: list[dict], mi: dict) -> list[dict]:
+    """The iteration-0 row of each block against the base model: the untrained model itself (no win rate: it is
+    the baseline), with its adherence, MI at iteration 0 and length, so every trained row reads against it."""
+    references = []
+    for split in dict.fromkeys(r["principle_split"] for r in rows if r["baseline"] == "base"):
+        first = next(r for r in rows if r["baseline"] == "base" and r["principle_split"] == split)
+        references.append({
+            **{key: first[key] for key in ("task", "principle_split", "baseline", "model", "judge", "judge_hash",
+                                           "protocol", "run_id", "config_hash", "commit", "n")},
+            "system": "base", "trainer": "base", "iteration": 0, "learning_rate": None,
+            "win_rate": None, "ci_low": None, "ci_high": None, "ci_method": "reference (the baseline itself)",
+            "mean_length": first.get("baseline_mean_length"),
+            "adherence": first.get("baseline_adherence"), "adherence_ci_low": first.get("baseline_adherence_ci_low"),
+            "adherence_ci_high": first.get("baseline_adherence_ci_high"),
+            "adherence_by_principle": first.get("baseline_adherence_by_principle"),
+            **mi_columns(mi, "base", 0)})
+    return references
 
 
 def _checkpoint_hash(checkpoint: Path | None) -> str | None:
-    return None if checkpoint is None else folder_hash(checkpoint)
+    """The checkpoint's weight hash as the train stage recorded it (the weights may have been pruned since)."""
+    if checkpoint is None:
+        return None
+    marker = checkpoint.parent / "done.json"
+    return read_json(marker).get("checkpoint_sha") if marker.is_file() else folder_hash(checkpoint)
 
 
 def write_leaderboard(rows: list[dict], out_dir: Path, title: str, notes: list[str], metrics: list[dict]) -> list[Path]:
@@ -138,6 +167,7 @@ def publish_run(config: RunConfig, task: Task, layout: RunLayout, scored: list, 
                                      "notes": notes, "rows": rows})
     write_leaderboard(rows, layout.leaderboard_dir, f"{task.name}: {config.trainer} run {layout.name}", notes,
                       metrics)
+    write_site(layout.leaderboard_dir / "site", [layout.root], f"{task.name}: {config.trainer} run {layout.name}")
     return rows
 
 
@@ -157,15 +187,17 @@ def run_notes(config: RunConfig, rows: list[dict]) -> list[str]:
 
     n = min((r["n"] for r in rows), default=0)
     judge = load_judge(config.eval.judge)
+    judged_by = ("exact checks of the principles (no model)" if judge.config.backend == "verifier"
+                 else f"model {plain_model_name(judge.config.model)}")
     notes = [f"Model: {plain_model_name(config.model.name)}. Judge: `{judge.name}` ({config.eval.protocol} protocol) "
-             f"with model {plain_model_name(judge.config.model)}. Data: `{config.data.source}`"
+             f"with {judged_by}. Data: `{config.data.source}`"
              + (f" (team-written demo queries shipped in harness/tasks/{_demo_file(config.task)}, not a public dataset)."
                 if config.data.source == "demo" else "."),
              f"Sample size: {resolution_note(n)}; rows whose CIs overlap share a rank.",
              "MI columns: InfoNCE lower bound on I(Y;C|X), log C - L_SAMI, in nats, scored by the candidate itself "
              "(`mi_nats`) and by the fixed base model (`mi_nats_base_scorer`)." if config.eval.mutual_information
              else "MI columns are empty: this run set eval.mutual_information=false."]
-    biased = [r["first_position_preference"] for r in rows if (r["first_position_preference"] or 0) >= POSITION_BIAS]
+    biased = [r for r in rows if (r.get("first_position_preference") or 0) >= POSITION_BIAS]
     if biased:
         notes.append(f"Warning: in {len(biased)} of {len(rows)} rows the judge chose the response shown first in at "
                      f"least {POSITION_BIAS:.0%} of decisive calls, so its hard verdicts cancel across the two orders "

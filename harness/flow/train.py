@@ -42,7 +42,7 @@ trainers.add("dpo", "trainers.dpo:train", "DPO on self-generated c+/c- pairs, no
 VARIANT_KEYS = {"lr": "train.learning_rate", "beta": "dpo.beta", "loss": "dpo.loss_type", "gamma": "dpo.simpo_gamma"}
 # Settings that never change what a trainer does at one iteration (the schedule enters as ``steps``).
 TRAIN_FIELDS_NOT_AFFECTING_TRAINING = {"iterations", "steps_per_iteration", "mi_constitutions", "mi_resamples",
-                                       "learning_rate_sweep"}
+                                       "learning_rate_sweep", "keep_checkpoints"}
 SECTIONS_NOT_AFFECTING_TRAINING = {"out", "compare_trainers", "trainer", "eval"}
 TRAINER_SECTIONS = {"sft", "dpo"}  # sections read by one trainer only: they do not change the others' training
 
@@ -151,7 +151,7 @@ def train_stage(config: RunConfig, task: Task, layout: RunLayout, iteration: int
     folder, checkpoint = layout.trainer(iteration, trainer), layout.checkpoint(iteration, trainer)
     steps = config.train.steps_at(iteration)
     stage = Stage(folder, "train", training_inputs(config, trainer, iteration, steps, data_sha, base))
-    if stage.done() and checkpoint.is_dir():
+    if stage.done() and checkpoint.is_dir():  # (a pruned checkpoint keeps its folder and identity)
         return stage, True
     state.wait_for_everyone()  # every process has seen the stale/missing marker before anyone rewrites it
     if state.is_main_process:

@@ -130,7 +130,11 @@ class Judge:
 
     def describe(self) -> dict:
         """The judge for manifests: config (no secret: ``api_key_env`` is a variable name), hash, template."""
-        return {"name": self.name, "source": self.source, "hash": self.hash, "config": self.config.model_dump(mode="json"),
+        from harness.core.urls import redact_url
+
+        config = self.config.model_dump(mode="json")
+        config["base_url"] = redact_url(config.get("base_url"))  # a key inside the URL never reaches a manifest
+        return {"name": self.name, "source": self.source, "hash": self.hash, "config": config,
                 "template_sha": content_hash(self.template)}
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from harness.core.cache import ContentCache
+from harness.core.errors import HarnessError
 from harness.core.hashing import derived_seed
 from harness.judging.config import Judge
 from harness.judging.parsing import REASK, get_parser, soft_preference
@@ -23,6 +24,7 @@ from harness.judging.prompting import orders_for, render_prompt, shuffled_princi
 from harness.judging.responses import Pair, words
 
 CACHE_VERSION = 1
+UNUSABLE_AFTER = 20  # this many answers in a row from the start of a run, all unparsable: the judge is unusable
 
 
 @dataclass
@@ -186,6 +188,14 @@ class JudgeRunner:
                 calls.append(call)
         return calls
 
+    def _unusable(self, answers: list[dict]) -> None:
+        parser = self.judge.config.parser
+        raw = next((o.get("raw") for o in answers if o.get("raw")), "")
+        raise HarnessError(
+            f"judge '{self.judge.name}' is unusable: its first {len(answers)} answers all failed to parse with "
+            f"parser '{parser.name}' (version {parser.version}); one raw reply: {str(raw)[:240]!r}; fix the judge's "
+            "prompt, parser or endpoint (the failed answers are cached; --retry-failures asks again)")
+
     def run(self, calls: list[JudgeCall], retry_failures: bool = False) -> list[dict]:
         """Outcomes (``choice`` A/B/tie/None, ``p_a``, ``raw``, ``attempts``, maybe ``error``), one per call."""
         import time
@@ -202,12 +212,22 @@ class JudgeRunner:
             bar = tqdm(total=len(missing), desc=f"judging ({self.judge.name})", unit="call", disable=not self.progress,
                        leave=False)
 
+            failed: list[dict] = []  # this run's answers (transport errors aside) while none has parsed
+            check = {"open": True}
+
             def on_done(position: int, outcome: dict) -> None:
                 index = missing[position]
                 outcomes[index] = outcome
                 if "error" not in outcome and self.cache:
-                    self.cache.put_many("judgment", {calls[index].key: outcome})
+                    self.cache.put_many("judgment", {calls[index].key: outcome})  # saved as it finishes
                 bar.update(1)
+                if "error" not in outcome and check["open"]:
+                    if outcome.get("choice") is not None:
+                        check["open"] = False  # one answer parsed: the judge works
+                    else:
+                        failed.append(outcome)
+                        if len(failed) >= UNUSABLE_AFTER:
+                            self._unusable(failed)
 
             try:
                 self.backend.run([calls[i] for i in missing], self.noun, on_done)

@@ -28,7 +28,7 @@ from markupsafe import Markup, escape
 
 from harness.core.artifacts import atomic_write_text, read_json, read_jsonl
 from harness.core.errors import HarnessError
-from harness.site.checks import compute_warnings
+from harness.stats.warnings import compute_warnings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 ASSETS = ("site.css", "site.js")

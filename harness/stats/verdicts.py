@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from harness.core.artifacts import read_jsonl, read_jsonl_numbered
+from harness.core.artifacts import read_jsonl_numbered
 from harness.core.errors import ConfigError
 
 WINNERS = ("candidate", "baseline", "tie")

@@ -13,8 +13,9 @@ prompt that SAMI's log-probabilities are scored under.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from harness.config import DataConfig
 from harness.tasks.loaders import Query
@@ -31,8 +32,9 @@ class Task:
     stop_strings: ClassVar[list[str]]
     default_filters: ClassVar[list[str]]
     hub_eval_split: ClassVar[str] = "validation"
-    principles_file: ClassVar[Path]            # the task's own principles (harness/tasks/<name>/principles.yaml)
-    demo_file: ClassVar[Path]                  # team-written demo queries shipped with the task
+    principles_file: ClassVar[Path]            # default: principles.yaml in the task's folder
+    demo_file: ClassVar[Path]                  # default: demo.jsonl in the task's folder (else its parent task's)
+    file_reader: ClassVar[Callable[[Path], list[Query]]]  # reads the task's demo and local files
     principle_splits: ClassVar[tuple[str, ...]] = ("train",)  # evaluated principle splits ('heldout' too)
     judge_query_label: ClassVar[str] = "Query"  # what the judge prompt calls the query
     dpo_beta: ClassVar[float] = 0.1            # DPO/IPO beta (SPEC section 3; 0.1 is the DPO paper's value)
@@ -48,12 +50,21 @@ class Task:
     response_prefix: ClassVar[str] = ""
     response_noun: ClassVar[str] = "response"
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """File facts default to the files in the task's own folder (``harness/tasks/<name>/``)."""
+        super().__init_subclass__(**kwargs)
+        folder = Path(inspect.getfile(cls)).resolve().parent
+        if "principles_file" not in cls.__dict__:
+            cls.principles_file = folder / "principles.yaml"
+        if "demo_file" not in cls.__dict__ and (folder / "demo.jsonl").is_file():
+            cls.demo_file = folder / "demo.jsonl"
+
     # --- data ------------------------------------------------------------------------------------------------
     def read_demo(self) -> list[Query]:
         return self.read_file(self.demo_file)
 
     def read_file(self, path: Path) -> list[Query]:
-        raise NotImplementedError
+        return type(self).file_reader(path)
 
     def read_hub(self, split: str, data: DataConfig) -> list[Query]:
         raise NotImplementedError

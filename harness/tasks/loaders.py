@@ -5,14 +5,11 @@ Each reader returns ``Query`` records. Preference labels in these datasets are n
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.core.artifacts import read_jsonl
+from harness.core.artifacts import read_csv, read_json, read_jsonl_numbered
 from harness.core.errors import ConfigError, HarnessError
 from harness.core.hashing import content_hash
 
@@ -60,26 +57,42 @@ def read_tldr_file(path: Path) -> list[Query]:
         raise HarnessError(f"data file not found: {path}")
     stem = path.stem
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if "query" not in (reader.fieldnames or []):
-                raise ConfigError(str(path), "query", "CSV needs a 'query' column (SUBREDDIT/TITLE/POST format)")
-            return [Query(f"{stem}:{i}", _strip_tldr(row["query"])) for i, row in enumerate(reader)]
+        rows = read_csv(path, ("query",))
+        queries = [Query(f"{stem}:{i}", _strip_tldr(row["query"])) for i, (_, row) in enumerate(rows)]
+        return _non_empty(path, queries)
     if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("question"), dict):
             raise ConfigError(str(path), "question", "expected the SAMI responses format {'question': {id: post}}")
-        return [Query(f"{stem}:{key}", _strip_tldr(text)) for key, text in data["question"].items()]
-    rows = read_jsonl(path)
+        queries = []
+        for key, text in data["question"].items():
+            _require_str(path, f"question.{key}", text)
+            queries.append(Query(f"{stem}:{key}", _strip_tldr(text)))
+        return _non_empty(path, queries)
     queries = []
-    for number, row in enumerate(rows, 1):
+    for index, (number, row) in enumerate(read_jsonl_numbered(path)):
         if "post" in row:
+            for name in ("post", "subreddit", "title"):
+                _require_str(path, f"line {number}.{name}", row.get(name), optional=name != "post")
             text = format_post(row.get("subreddit"), row.get("title"), row["post"])
         elif "query" in row:
-            text = _strip_tldr(row["query"])
+            text = _strip_tldr(_require_str(path, f"line {number}.query", row["query"]))
         else:
             raise ConfigError(str(path), f"line {number}", "needs 'post' (with optional subreddit/title) or 'query'")
-        queries.append(Query(str(row.get("id", f"{stem}:{number - 1}")), text, split=row.get("split")))
+        queries.append(Query(str(row.get("id", f"{stem}:{index}")), text, split=row.get("split")))
+    return _non_empty(path, queries)
+
+
+def _require_str(path: Path, field: str, value, optional: bool = False) -> str:
+    """``value`` if it is a string (or None where ``optional``), else a ConfigError naming the file and field."""
+    if isinstance(value, str) or (optional and value is None):
+        return value
+    raise ConfigError(str(path), field, f"expected a string, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _non_empty(path: Path, queries: list[Query]) -> list[Query]:
+    if not queries:
+        raise ConfigError(str(path), "(file)", "no queries in the data file (only a header, or empty)")
     return queries
 
 
@@ -119,20 +132,16 @@ def read_dialogue_file(path: Path) -> list[Query]:
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"data file not found: {path}")
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-    else:
-        rows = read_jsonl(path)
     file_subset = _subset_from_name(path)
     stem = path.name.split(".")[0]
     queries = []
-    for number, row in enumerate(rows, 1):
+    for index, (number, row) in enumerate(read_jsonl_numbered(path)):  # .jsonl.gz decompressed by the reader
         if "query" in row:
-            text, subset = row["query"].strip(), row.get("subset", file_subset)
+            text = _require_str(path, f"line {number}.query", row["query"]).strip()
+            subset = _require_str(path, f"line {number}.subset", row.get("subset", file_subset), optional=True)
         elif "chosen" in row:
             try:
-                text = first_human_turn(row["chosen"])
+                text = first_human_turn(_require_str(path, f"line {number}.chosen", row["chosen"]))
             except ValueError:
                 raise ConfigError(str(path), f"line {number}.chosen", "no 'Human:' turn") from None
             subset = file_subset
@@ -142,8 +151,8 @@ def read_dialogue_file(path: Path) -> list[Query]:
             raise ConfigError(str(path), f"line {number}.subset",
                               "unknown subset: name the file after it (e.g. harmless-base-test.jsonl.gz) "
                               "or give a 'subset' field")
-        queries.append(Query(str(row.get("id", f"{stem}:{number - 1}")), text, subset=subset, split=row.get("split")))
-    return queries
+        queries.append(Query(str(row.get("id", f"{stem}:{index}")), text, subset=subset, split=row.get("split")))
+    return _non_empty(path, queries)
 
 
 def read_dialogue_hub(subsets: list[str], split: str) -> list[Query]:

@@ -20,7 +20,6 @@ Files: our YAML format (``harness/tasks/<task>/principles.yaml``), and the paper
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import re
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.config import load_yaml_mapping, validation_error
+from harness.core.artifacts import read_json
 from harness.core.errors import ConfigError
 from harness.verifiers import CheckSpec, parse_check
 
@@ -198,13 +198,12 @@ class ConstitutionSampler:
 def load_principles(path: str | Path) -> PrincipleSet:
     """Load a principles file in any supported format; errors name the file and the field."""
     path = Path(path)
-    if path.is_dir():
-        return _load_paper_pairs(path)
-    if path.suffix == ".json":
-        return _load_paper_definitions(path)
-    data = _parse_checks(load_yaml_mapping(path), str(path))
     try:
-        return PrincipleSet.model_validate(data)
+        if path.is_dir():
+            return _load_paper_pairs(path)
+        if path.suffix == ".json":
+            return _load_paper_definitions(path)
+        return PrincipleSet.model_validate(_parse_checks(load_yaml_mapping(path), str(path)))
     except ValidationError as exc:
         raise validation_error(str(path), exc) from None
 
@@ -242,16 +241,9 @@ def available_principle_files() -> dict[str, Path]:
     return {name: get_task(name).principles_file for name in tasks.names()}
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(str(path), f"line {exc.lineno}", f"not valid JSON ({exc.msg})") from None
-
-
 def _load_paper_definitions(path: Path) -> PrincipleSet:
     """The paper's diverse-principles JSON: ``{name: {definition, antithesis}}``, first 15 train, last 5 held out."""
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise ConfigError(str(path), "(top level)", "expected {name: {definition, antithesis}}")
     principles = []
@@ -278,7 +270,7 @@ def _load_paper_pairs(folder: Path) -> PrincipleSet:
     order: list[str] = []
     negate_options: list[list[str]] = []
     for file in files:
-        data = _read_json(file)
+        data = read_json(file)
         try:
             for side in ("positive", "negative"):
                 lines = [re.sub(r"^\d+\.\s*", "", ln).strip() for ln in data[side].strip().split("\n") if ln.strip()]

@@ -29,6 +29,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from harness.models.backends.base import Backend
 from harness.core.errors import HarnessError
+from harness.core.urls import redact_text, redact_url
 from harness.models.prompts import Format, Prompt
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -149,8 +150,17 @@ class ChatClient:
         self._rng = random.Random(0)  # backoff jitter only; never affects an answer
 
     def identity(self) -> dict:
-        """What identifies the answers: the model name and the endpoint (no key)."""
-        return {"model": self.model, "base_url": self.base_url}
+        """What identifies the answers: the model name and the endpoint (no key, and no credentials the URL
+        itself carries: ``user:key@`` and ``?api-key=`` are redacted)."""
+        return {"model": self.model, "base_url": redact_url(self.base_url)}
+
+    @property
+    def safe_url(self) -> str:
+        """The endpoint as it may be printed or written."""
+        return redact_url(self.base_url) or ""
+
+    def _clean(self, text: str, key: str) -> str:
+        return redact_text(_scrub(text, key), self.base_url)
 
     def _client(self):
         import openai
@@ -185,16 +195,16 @@ class ChatClient:
                     openai.APIConnectionError) as exc:
                 retryable: Exception = exc
             except openai.APIStatusError as exc:
-                message = _scrub(str(exc), key)
+                message = self._clean(str(exc), key)
                 if exc.status_code >= 500 or exc.status_code in (408, 409):
                     retryable = exc
                 elif exc.status_code in (400, 422) and "logprob" in message.lower() and params.get("logprobs"):
                     self.logprobs_supported = False
-                    self.log(f"note: {self.base_url} refuses log-probs ({message.splitlines()[0][:160]}); "
+                    self.log(f"note: {self.safe_url} refuses log-probs ({message.splitlines()[0][:160]}); "
                              "asking without them (verdicts fall back to the parsed letter)")
                     continue
                 elif exc.status_code in (401, 403, 404):
-                    raise FatalRequestError(f"{self.base_url} refused the request (HTTP {exc.status_code}): "
+                    raise FatalRequestError(f"{self.safe_url} refused the request (HTTP {exc.status_code}): "
                                             f"{message.splitlines()[0][:300]}") from None
                 else:
                     raise RequestFailed(f"HTTP {exc.status_code}: {message.splitlines()[0][:300]}") from None
@@ -206,7 +216,7 @@ class ChatClient:
                                   finish_reason=choice.finish_reason, http_attempts=attempt)
             if attempt > self.settings.max_retries:
                 raise RequestFailed(f"gave up after {attempt} attempts: {type(retryable).__name__}: "
-                                    f"{_scrub(str(retryable), key).splitlines()[0][:300]}")
+                                    f"{(self._clean(str(retryable), key).splitlines() or [''])[0][:300]}")
             self.retries += 1
             await asyncio.sleep(self._delay(attempt - 1, retryable))
 
@@ -222,6 +232,10 @@ class ChatClient:
         """
         client, key = self._client()
         semaphore = asyncio.Semaphore(self.settings.concurrency)
+        # at most `concurrency` jobs in flight, each holding its slot from its first request to its last: a job's
+        # re-ask goes out as soon as its previous answer is in, instead of queueing behind every other job's first
+        # attempt, so jobs finish (and reach on_done, e.g. the cache) one by one from the start of the run
+        job_slots = asyncio.Semaphore(self.settings.concurrency)
         limiter = RateLimiter(self.settings.requests_per_minute)
 
         async def complete(request: ChatRequest) -> ChatResult:
@@ -229,10 +243,11 @@ class ChatClient:
                 return await self._complete(client, key, limiter, request)
 
         async def run_one(index: int, job: Any) -> Any:
-            try:
-                result = await work(complete, job)
-            except RequestFailed as exc:
-                result = exc
+            async with job_slots:
+                try:
+                    result = await work(complete, job)
+                except RequestFailed as exc:
+                    result = exc
             if on_done is not None:
                 on_done(index, result)
             return result
@@ -302,7 +317,7 @@ class OpenAIBackend(Backend):
             concurrency=generation_config.max_concurrency))
 
     def identity(self) -> dict:
-        return {"name": self.model_config.name, "base_url": self.client.base_url}
+        return {"name": self.model_config.name, "base_url": redact_url(self.client.base_url)}
 
     @property
     def prompt_format(self) -> Format:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from harness.config import DataConfig
 from harness.tasks.loaders import Query, read_dialogue_file, read_dialogue_hub
 from harness.tasks.base import Task
 
-FOLDER = Path(__file__).resolve().parent
 DEFAULT_SUBSETS = ["helpful-base", "harmless-base"]
 PAPER_EVAL_QUERIES_PER_SUBSET = 250
 
@@ -29,14 +27,10 @@ Assistant: [insert reply here]"""
     chat_instruction = "You are an AI assistant. Follow these principles:"
     query_label = "Human: "
     answer_label = "Assistant:"
-    principles_file = FOLDER / "principles.yaml"
-    demo_file = FOLDER / "demo.jsonl"
+    file_reader = staticmethod(read_dialogue_file)
     judge_query_label = "Human request"
     dpo_beta = 0.1
     paper_config = "configs/paper/dialogue-mistral7b.yaml"
-
-    def read_file(self, path: Path) -> list[Query]:
-        return read_dialogue_file(path)
 
     def read_hub(self, split: str, data: DataConfig) -> list[Query]:
         return read_dialogue_hub(data.subsets or DEFAULT_SUBSETS, split)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from harness.tasks.tldr.task import TldrTask
-
-FOLDER = Path(__file__).resolve().parent
 
 
 class HeldoutTask(TldrTask):
@@ -14,6 +10,5 @@ class HeldoutTask(TldrTask):
 
     name = "heldout"
     description = "TL;DR summarization under diverse principles; evaluated on training and held-out principles"
-    principles_file = FOLDER / "principles.yaml"
     principle_splits = ("train", "heldout")
     paper_config = "configs/paper/heldout-llama3-70b.yaml"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from harness.config import DataConfig
 from harness.tasks.loaders import Query, read_tldr_file, read_tldr_hub
 from harness.tasks.base import Task
-
-FOLDER = Path(__file__).resolve().parent
 
 
 class TldrTask(Task):
@@ -27,14 +23,10 @@ Summary: [insert summary here]"""
     answer_label = "Summary:"
     response_prefix = "The post"
     response_noun = "summary"
-    principles_file = FOLDER / "principles.yaml"
-    demo_file = FOLDER / "demo.jsonl"
+    file_reader = staticmethod(read_tldr_file)
     judge_query_label = "Forum post"
     dpo_beta = 0.5
     paper_config = "configs/paper/tldr-mistral7b.yaml"
-
-    def read_file(self, path: Path) -> list[Query]:
-        return read_tldr_file(path)
 
     def read_hub(self, split: str, data: DataConfig) -> list[Query]:
         return read_tldr_hub(split)

@@ -1,4 +1,5 @@
-"""Row warnings shown on the site: the readings of a leaderboard row that a person should not take at face value."""
+"""Warnings on a result row (a leaderboard row or a `harness stats` summary): the readings a person should not take
+at face value. The leaderboard tables, the site and `harness stats` all show these."""
 
 from __future__ import annotations
 
@@ -32,7 +33,12 @@ def compute_warnings(row: dict) -> list[RowWarning]:
     ``row["warnings"]`` (a string or a list of strings)."""
     found: list[RowWarning] = []
     first = _number(row.get("first_position_preference"))
-    if first is not None and first >= POSITION_BIAS_THRESHOLD:
+    if first is not None and first >= POSITION_BIAS_THRESHOLD and row.get("protocol") == "sami-paper":
+        found.append(RowWarning("position-bias", "position bias",
+                             f"the judge chose the response shown first in {100 * first:.0f}% of decisive calls and "
+                             "each item was judged in one random order, so this win rate mostly reflects which "
+                             "items drew the candidate first; judge both orders (robust protocol)"))
+    elif first is not None and first >= POSITION_BIAS_THRESHOLD:
         found.append(RowWarning("position-bias", "position bias",
                              f"the judge chose the response shown first in {100 * first:.0f}% of decisive calls "
                              f"(≥ {100 * POSITION_BIAS_THRESHOLD:.0f}%): hard verdicts cancel across the two "
