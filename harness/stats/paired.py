@@ -33,6 +33,7 @@ def _difference_note(n: int, low: float | None, high: float | None) -> str:
 def paired_comparison(
     verdicts_a: Sequence[Verdict],
     verdicts_b: Sequence[Verdict],
+    *,
     seed: int = 0,
     n_resamples: int = DEFAULT_RESAMPLES,
     n_permutations: int = DEFAULT_PERMUTATIONS,

@@ -17,13 +17,18 @@ import inspect
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from harness.config import DataConfig
+from harness.config import DataConfig, load_yaml_mapping
+from harness.core.errors import ConfigError
 from harness.tasks.loaders import Query
 from harness.tasks.principles import PrincipleSet, load_principles
 from harness.models.prompts import Prompt
 
 # Local files without a declared split: the first EVAL_SIZE queries evaluate (paper: first 250), the rest train.
 DEFAULT_EVAL_SIZE = 250
+
+
+WORDING_FIELDS = ("generation_instruction", "example_format", "training_instruction", "chat_instruction", "query_label",
+                  "answer_label", "response_prefix", "response_noun", "judge_query_label")
 
 
 class Task:
@@ -40,7 +45,8 @@ class Task:
     dpo_beta: ClassVar[float] = 0.1            # DPO/IPO beta (SPEC section 3; 0.1 is the DPO paper's value)
     paper_config: ClassVar[str | None] = None  # the paper's settings for this task (configs/paper/)
 
-    # Prompt wording. The base-format prompt ends "<query_label><query>\n\n<answer_label>".
+    # Prompt wording, read from prompts.yaml in the task's folder. The base-format prompt ends
+    # "<query_label><query>\n\n<answer_label>".
     generation_instruction: ClassVar[str]
     example_format: ClassVar[str]
     training_instruction: ClassVar[str]
@@ -51,9 +57,18 @@ class Task:
     response_noun: ClassVar[str] = "response"
 
     def __init_subclass__(cls, **kwargs) -> None:
-        """File facts default to the files in the task's own folder (``harness/tasks/<name>/``)."""
+        """File facts default to the files in the task's own folder (``harness/tasks/<name>/``), and the prompt
+        wording is that folder's ``prompts.yaml`` (a task without one keeps its parent task's wording)."""
         super().__init_subclass__(**kwargs)
         folder = Path(inspect.getfile(cls)).resolve().parent
+        if (folder / "prompts.yaml").is_file():
+            wording = load_yaml_mapping(folder / "prompts.yaml")
+            unknown = sorted(set(wording) - set(WORDING_FIELDS))
+            if unknown:
+                raise ConfigError(str(folder / "prompts.yaml"), unknown[0], f"unknown wording field; known: "
+                                  f"{', '.join(WORDING_FIELDS)}")
+            for key, value in wording.items():
+                setattr(cls, key, value)
         if "principles_file" not in cls.__dict__:
             cls.principles_file = folder / "principles.yaml"
         if "demo_file" not in cls.__dict__ and (folder / "demo.jsonl").is_file():

@@ -18,17 +18,7 @@ class DialogueTask(Task):
     default_filters = ["non_empty", "template_leak", "distinct", "sorry_refusal"]
     hub_eval_split = "test"
 
-    generation_instruction = "System: Write the assistant's reply to the human, following the principles below."
-    example_format = """### Example format
-Principles: [insert principles here]
-Human: [insert request here]
-Assistant: [insert reply here]"""
-    training_instruction = "System: The assistant follows these principles."
-    chat_instruction = "You are an AI assistant. Follow these principles:"
-    query_label = "Human: "
-    answer_label = "Assistant:"
     file_reader = staticmethod(read_dialogue_file)
-    judge_query_label = "Human request"
     dpo_beta = 0.1
     paper_config = "configs/paper/dialogue-mistral7b.yaml"
 
