@@ -25,7 +25,7 @@ from harness.core.artifacts import atomic_write_text, read_json, read_jsonl, wri
 from harness.core.cache import ContentCache
 from harness.core.distributed import distributed_state
 from harness.core.locks import folder_lock
-from harness.core.progress import RunProgress, quiet_model_loading
+from harness.core.progress import RunProgress
 from harness.core.provenance import git_commit, manifest
 from harness.core.run_layout import RunLayout
 from harness.core.stages import Stage
@@ -94,7 +94,6 @@ def _run_stages(config: RunConfig, task, layout: RunLayout) -> Path | None:
                                               data_fingerprint=data_fingerprint))
     cache = ContentCache()
     timer = StageTimer()
-    quiet_model_loading()
     pairs = judged_pairs(trained_systems(config, layout), baseline_systems(config), config.eval.baselines)
     needed = {s.id: s for pair in pairs for s in pair}
     splits = task.principle_splits
@@ -122,7 +121,8 @@ def _run_stages(config: RunConfig, task, layout: RunLayout) -> Path | None:
                     candidate.id, baseline.id, split, layout, cache, config.principles.file)))
     with timer("mutual information"):
         if config.eval.mutual_information:
-            progress.stage("score", f"mutual information, iterations 0-{config.train.iterations} of "
+            shown = f"1-{config.train.iterations}" if config.eval.mi_every_iteration else str(config.train.iterations)
+            progress.stage("score", f"mutual information, iterations 0 and {shown} of "
                            f"{', '.join(trainer_specs(config))}: {config.eval.mi_queries or n_eval} queries")
             record_mutual_information(config, layout, cache, trainer_specs(config))
     progress.stage("publish", f"results.json, leaderboard and site in {layout.leaderboard_dir}")

@@ -39,5 +39,5 @@ def test_wheel_in_a_fresh_venv_shows_the_task_principles_and_judges(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(site))
     shown = harness("principles", "show", "tldr")
-    assert "task: tldr" in shown and "concise" in shown and str(site) in shown
+    assert "task: tldr" in shown and "third_person" in shown and str(site) in shown
     assert {"local", "robust", "sami-paper"} <= {line.split()[0] for line in harness("ls", "judges").splitlines()}

@@ -41,7 +41,7 @@ def write_config(tmp: Path, model_dir: Path, name: str) -> Path:
         "filters": ["non_empty"],
         "train": {"iterations": 2, "steps_per_iteration": [2, 2], "queries_per_step": 2, "learning_rate": 1e-3,
                   "max_prompt_tokens": 1024, "mi_constitutions": 2, "mi_resamples": 2000},
-        "eval": {"judge": str(judge_path), "mi_queries": 2, "bootstrap_resamples": 1000},
+        "eval": {"judge": str(judge_path), "mi_queries": 2, "mi_every_iteration": True, "bootstrap_resamples": 1000},
         "out": str(tmp / name),
     }
     path = tmp / f"{name}.yaml"

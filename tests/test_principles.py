@@ -19,7 +19,8 @@ DRAWS = 3000
 
 
 def tldr() -> PrincipleSet:
-    return load_principles(default_principles_path("tldr"))
+    """The paper's TL;DR pair (concise, comprehensive), shipped beside the task's verifiable default."""
+    return load_principles(default_principles_path("tldr").parent / "concise-comprehensive.yaml")
 
 
 def dialogue() -> PrincipleSet:
@@ -55,6 +56,18 @@ def test_shipped_schemes():
     split = heldout().split
     assert heldout().sampling.scheme == "diverse" and len(heldout().principles) == 20
     assert (len(split.train), len(split.heldout)) == (15, 5)
+
+
+def test_tldr_default_principles_are_verifiable_and_the_verifier_judges_them():
+    from harness.config import RunConfig
+    from harness.flow.judge import with_default_judge
+
+    default = load_principles(default_principles_path("tldr"))
+    assert default.principles and all(p.checkable for p in default.principles)
+    assert with_default_judge(RunConfig(task="tldr")).eval.judge == "verifier"
+    assert with_default_judge(RunConfig(task="dialogue")).eval.judge == "local"  # paper-style, not checkable
+    verifiable = load_principles(default_principles_path("heldout").parent / "verifiable.yaml")
+    assert verifiable.split.heldout and all(p.checkable for p in verifiable.principles)
 
 
 # --- the paper's formats ------------------------------------------------------------------------------------

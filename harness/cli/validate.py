@@ -67,8 +67,11 @@ def check(config, source: str = "command line") -> None:
 def run(args) -> int:
     if args.config_file and not args.config:
         args.config = args.config_file
+    from harness.flow.judge import with_default_judge
+
     config = config_from_args(args)
     check(config, args.config or "command line")
+    config = with_default_judge(config)  # the judge a run would use, so the hash is the run's
     print(json.dumps(config.model_dump(mode="json"), indent=2))
     print(f"ok: config is valid (hash {config.hash()})")
     return 0

@@ -1,7 +1,8 @@
 """Leaderboard tables from run results: one row per system (trainer, model, iteration, learning rate) and
 baseline, with win rate and CI, diagnostics, MI and provenance. Markdown, CSV and JSON.
 
-Ranking: within a (task, baseline, principle split) block, rows are sorted by win rate; a row's rank is 1 +
+Ranking: within a (task, run, principle split, baseline) block (rows of different runs differ in data, settings
+or judge, so they are never ranked together), rows are sorted by win rate; a row's rank is 1 +
 the number of rows whose CI lies entirely above its CI, so rows with overlapping CIs share a rank and are
 marked as statistically tied (a conservative, CI-overlap reading, not a multiple-comparison test).
 """
@@ -93,11 +94,11 @@ def load_rows(run_dirs: list[Path]) -> list[dict]:
 
 
 def rank_rows(rows: list[dict]) -> list[dict]:
-    """Sort and rank within (task, principle split, baseline) blocks; see the module docstring."""
+    """Sort and rank within (task, run, principle split, baseline) blocks; see the module docstring."""
     ranked = []
     blocks: dict[tuple, list[dict]] = {}
     for row in rows:
-        blocks.setdefault((row["task"], row.get("principle_split", "train"), row["baseline"]), []).append(row)
+        blocks.setdefault(_block(row), []).append(row)
     for key in sorted(blocks):
         block = sorted(blocks[key], key=lambda r: (r["win_rate"] is None, -(r["win_rate"] or 0.0), r["system"]))
         for row in block:  # a reference row (no win rate: the baseline itself) has no rank
@@ -108,6 +109,10 @@ def rank_rows(rows: list[dict]) -> list[dict]:
             row["tied"] = row["rank"] is not None and ranks.count(row["rank"]) > 1
     names = [name for name, _ in columns_of(rows)]
     return [{name: row.get(name) for name in names} for row in ranked]
+
+
+def _block(row: dict) -> tuple:
+    return row["task"], row.get("run_id") or "", row.get("principle_split") or "train", row["baseline"]
 
 
 def _clearly_above(other: dict, row: dict) -> bool:
@@ -177,9 +182,12 @@ def to_markdown(rows: list[dict], title: str, notes: list[str] | None = None, pl
     shown = markdown_columns(rows)
     blocks: dict[tuple, list[dict]] = {}
     for row in rows:
-        blocks.setdefault((row["task"], row["principle_split"] or "train", row["baseline"]), []).append(row)
-    for (task, split, baseline), block in blocks.items():
+        blocks.setdefault(_block(row), []).append(row)
+    runs = {run for _, run, _, _ in blocks}
+    for (task, run, split, baseline), block in blocks.items():
         heading = f"## {task}: candidates vs `{baseline}`" + (f" ({split} principles)" if task == "heldout" else "")
+        if len(runs) > 1:
+            heading += f", run `{run}` (judge `{block[0].get('judge')}`)"
         lines += [heading, "", "Percentages; 95% CI in brackets; `=` marks ranks shared by overlapping CIs.", ""]
         lines.append("| " + " | ".join(header for header, _, _ in shown) + " |")
         lines.append("|" + "---|" * len(shown))

@@ -133,7 +133,7 @@ def adherence_points(rows: list[dict]) -> list[dict]:
             continue
         points[row["task"], row["trainer"], row["iteration"]] = (
             row["adherence"], row["adherence_ci_low"], row["adherence_ci_high"])
-        if row["baseline"] in ("base", "instruct"):
+        if row["baseline"] in ("base", "instruct") and row.get("baseline_adherence") is not None:
             points[row["task"], row["baseline"], 0] = (
                 row["baseline_adherence"], row["baseline_adherence_ci_low"], row["baseline_adherence_ci_high"])
     base = {task: value for (task, trainer, _), value in points.items() if trainer == "base"}

@@ -248,9 +248,12 @@ def _upsert_metrics(path: Path, records: list[dict]) -> None:
 
 def record_mutual_information(config: RunConfig, layout: RunLayout, cache: ContentCache | None = None,
                               trainers: list[str] | None = None) -> list[dict]:
-    """MI for iteration 0 (base) and every trained iteration of ``trainers`` (default: the primary trainer)."""
+    """MI for iteration 0 (base) and the trained iterations of ``trainers`` (default: the primary trainer): every
+    iteration with ``eval.mi_every_iteration``, else the last one."""
     records = iteration_mutual_information(config, layout, 0, cache)
+    last = config.train.iterations
+    iterations = range(1, last + 1) if config.eval.mi_every_iteration else [last]
     for trainer in trainers or [config.trainer]:
-        for t in range(1, config.train.iterations + 1):
+        for t in iterations:
             records += iteration_mutual_information(config, layout, t, cache, trainer)
     return records

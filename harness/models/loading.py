@@ -17,6 +17,7 @@ from harness.config import ModelConfig
 from harness.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME, embedded_model_dir
 from harness.core.errors import HarnessError
 from harness.core.hashing import folder_hash
+from harness.core.progress import quiet_model_loading
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -158,6 +159,7 @@ def load_causal_lm(resolved: ResolvedModel, config: ModelConfig):
     from transformers import AutoModelForCausalLM
 
     _require_weights(resolved)
+    quiet_model_loading()
     try:
         return AutoModelForCausalLM.from_pretrained(
             resolved.load_path, revision=config.revision, dtype=getattr(torch, DTYPES[config.dtype]),
