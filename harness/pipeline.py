@@ -29,6 +29,7 @@ from harness.core.progress import RunProgress
 from harness.core.provenance import git_commit, manifest
 from harness.core.run_layout import RunLayout
 from harness.core.stages import Stage
+from harness.core.urls import redact_url
 from harness.flow.evaluate import baseline_systems, evaluate_stage, judged_pairs, trained_systems
 from harness.flow.generate import generate_stage, groups_from_rows
 from harness.flow.judge import judge_stage, with_default_judge
@@ -88,7 +89,9 @@ def run_pipeline(config: RunConfig) -> Path | None:
 
 
 def _run_stages(config: RunConfig, task, layout: RunLayout) -> Path | None:
-    atomic_write_text(layout.config_file, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    saved = config.model_dump(mode="json")
+    saved["generation"]["base_url"] = redact_url(saved["generation"]["base_url"])  # never a credential on disk
+    atomic_write_text(layout.config_file, yaml.safe_dump(saved, sort_keys=False))
     data_fingerprint = fingerprint(task.load_queries(config.data, "train") + task.load_queries(config.data, "eval"))
     write_json(layout.manifest_file, manifest(config, stage="run", data_source=config.data.source,
                                               data_fingerprint=data_fingerprint))

@@ -27,3 +27,11 @@ def test_malformed_variants_name_the_field(spec):
     with pytest.raises(ConfigError) as error:
         variant_config(RunConfig(), spec)
     assert spec.split("@")[0] in str(error.value)
+
+
+def test_sweep_learning_rates_stay_exact_floats():
+    config = RunConfig(train={"learning_rate_sweep": [1.23456789e-6, 1.23457e-6]})
+    labels = trainer_specs(config)[1:]
+    assert labels == ["sami@lr=1.23456789e-06", "sami@lr=1.23457e-06"]  # formatting only, never rounded together
+    assert [variant_config(config, label).train.learning_rate for label in labels] == [1.23456789e-6, 1.23457e-6]
+    assert all(type(variant_config(config, label).train.learning_rate) is float for label in labels)
