@@ -432,7 +432,42 @@ def write_site(out_dir: Path, run_dirs: list[Path], title: str = "Leaderboards",
                                   encoding="utf-8")
     for asset in ASSETS:
         _copy(TEMPLATES / asset, out_dir, f"assets/{asset}")
+    runs = _collect_runs(run_dirs, out_dir)
+    entries = _collect_entries(runs, out_dir)
+    task_pages = _task_page_names(entries)
+    env = _environment()
+    tasks = [{"name": t, "page": p, "rows": sum(_task_of(e) == t for e in entries)} for t, p in sorted(task_pages.items())]
+    common = {"site_title": title, "tasks": tasks, "task_pages": task_pages}
 
+    def render(template: str, path: str, **context) -> None:
+        depth = path.count("/")
+        html = env.get_template(template).render(root="../" * depth, page_path=path, **common, **context)
+        atomic_write_text(out_dir / path, html)
+
+    headline, extra = _columns([e.row for e in entries])
+    render("index.html.j2", "index.html", title=title, entries=entries, headline=headline, extra=extra,
+           filters=_filters(entries), runs=runs)
+    for task, page in task_pages.items():
+        task_entries = [e for e in entries if _task_of(e) == task]
+        task_runs = [r for r in runs if any(e.run is r for e in task_entries)]
+        notes: list[str] = []
+        for run in task_runs:
+            notes += [n for n in run.results.get("notes") or [] if n not in notes]
+        t_headline, t_extra = _columns([e.row for e in task_entries])
+        render("task.html.j2", page, title=f"{title}: {task}", task=task, entries=task_entries,
+               headline=t_headline, extra=t_extra, filters=_filters(task_entries, skip=("task",)), notes=notes,
+               images=_task_images(task, task_runs, (plots or {}).get(task, [])), runs=task_runs)
+    for entry in entries:
+        _render_item(render, entry)
+    return out_dir / "index.html"
+
+
+def _task_of(entry: Entry) -> str:
+    return str(entry.row.get("task") or "unknown")
+
+
+def _collect_runs(run_dirs: list[Path], out_dir: Path) -> list[Run]:
+    """Each run folder's results, with copies of its config and manifest in the site and its plots."""
     runs: list[Run] = []
     run_keys: set[str] = set()
     for run_dir in run_dirs:
@@ -445,7 +480,11 @@ def write_site(out_dir: Path, run_dirs: list[Path], title: str = "Leaderboards",
         leaderboard = run_dir / "leaderboard"
         run.plots = sorted(leaderboard.glob("*.png")) if leaderboard.is_dir() else []
         runs.append(run)
+    return runs
 
+
+def _collect_entries(runs: list[Run], out_dir: Path) -> list[Entry]:
+    """One entry per result row: its item page, warnings and a copy of its judgment's done.json."""
     entries: list[Entry] = []
     pages: dict[str, set[str]] = {}
     for run in runs:
@@ -454,84 +493,67 @@ def write_site(out_dir: Path, run_dirs: list[Path], title: str = "Leaderboards",
                 continue
             name = safe_name(f"{row.get('system')}--vs--{row.get('baseline')}--{_split(row)}")
             page = f"items/{run.key}/{_unique(name, pages.setdefault(run.key, set()))}.html"
-            verdicts_rel = _verdicts_rel(row)
-            pair_dir = str(Path(verdicts_rel).parent)
+            pair_dir = str(Path(_verdicts_rel(row)).parent)
             entry = Entry(row, run, page, compute_warnings(row), pair_dir)
             done = _inside(run.path, f"{pair_dir}/done.json")
             if done is not None:
                 parts = "/".join(safe_name(part) for part in Path(pair_dir).parts if part not in ("", ".", ".."))
                 entry.done_copy = _copy(done, out_dir, f"runs/{run.key}/{parts or 'judgment'}/done.json")
             entries.append(entry)
+    return entries
 
+
+def _task_page_names(entries: list[Entry]) -> dict[str, str]:
     task_pages: dict[str, str] = {}
     taken = {"index"}
     for entry in entries:
-        task = str(entry.row.get("task") or "unknown")
-        if task not in task_pages:
-            task_pages[task] = _unique(safe_name(task), taken) + ".html"
+        if _task_of(entry) not in task_pages:
+            task_pages[_task_of(entry)] = _unique(safe_name(_task_of(entry)), taken) + ".html"
+    return task_pages
 
-    env = _environment()
-    tasks = [{"name": t, "page": p, "rows": sum(str(e.row.get("task") or "unknown") == t for e in entries)}
-             for t, p in sorted(task_pages.items())]
-    common = {"site_title": title, "tasks": tasks, "task_pages": task_pages}
 
-    def render(template: str, path: str, **context) -> None:
-        depth = path.count("/")
-        html = env.get_template(template).render(root="../" * depth, page_path=path, **common, **context)
-        atomic_write_text(out_dir / path, html)
+def _task_images(task: str, task_runs: list[Run], extra: Sequence[Path]) -> list[dict]:
+    """The task's plots from its runs' leaderboard folders (and ``extra``), each once, as data URIs."""
+    images, seen = [], set()
+    candidates = []
+    for run in task_runs:
+        own = [p for p in run.plots if p.name.startswith(f"{task}-")]
+        tasks_of_run = {str(r.get("task")) for r in run.results["rows"] if isinstance(r, dict)}
+        candidates += [(path, run.key) for path in (own if own or len(tasks_of_run) > 1 else run.plots)]
+    candidates += [(Path(path), None) for path in extra if Path(path).is_file()]
+    for path, run_key in candidates:
+        uri = _data_uri(path)
+        if uri not in seen:
+            seen.add(uri)
+            images.append({"name": path.stem, "run": run_key, "uri": uri})
+    return images
 
-    headline, extra = _columns([e.row for e in entries])
-    render("index.html.j2", "index.html", title=title, entries=entries, headline=headline, extra=extra,
-           filters=_filters(entries), runs=runs)
 
-    for task, page in task_pages.items():
-        task_entries = [e for e in entries if str(e.row.get("task") or "unknown") == task]
-        task_runs = [r for r in runs if any(e.run is r for e in task_entries)]
-        notes: list[str] = []
-        for run in task_runs:
-            notes += [n for n in run.results.get("notes") or [] if n not in notes]
-        images, seen = [], set()
-        for run in task_runs:
-            own = [p for p in run.plots if p.name.startswith(f"{task}-")]
-            tasks_of_run = {str(r.get("task")) for r in run.results["rows"] if isinstance(r, dict)}
-            for path in own if own or len(tasks_of_run) > 1 else run.plots:
-                uri = _data_uri(path)
-                if uri not in seen:
-                    seen.add(uri)
-                    images.append({"name": path.stem, "run": run.key, "uri": uri})
-        for path in (plots or {}).get(task, []):
-            path = Path(path)
-            if path.is_file():
-                uri = _data_uri(path)
-                if uri not in seen:
-                    seen.add(uri)
-                    images.append({"name": path.stem, "run": None, "uri": uri})
-        t_headline, t_extra = _columns([e.row for e in task_entries])
-        render("task.html.j2", page, title=f"{title}: {task}", task=task, entries=task_entries,
-               headline=t_headline, extra=t_extra, filters=_filters(task_entries, skip=("task",)), notes=notes,
-               images=images, runs=task_runs)
+def _render_item(render, entry: Entry) -> None:
+    """The item browser of one row: its numbers, provenance and every item's responses and verdicts."""
+    items, notes = load_items(entry.run.path, entry.row)
+    for name in ("config.yaml", "manifest.json"):
+        if entry.run.copies.get(name) is None:
+            notes.append(f"{name} not found in the run folder; no copy linked.")
+    if entry.done_copy is None:
+        notes.append(f"{entry.pair_dir}/done.json not found in the run folder; no copy linked.")
+    row = entry.row
+    heading = f"{row.get('system')} vs {row.get('baseline')}"
+    render("item.html.j2", entry.page, title=f"{heading} ({row.get('task')}, {_split(row)} principles)",
+           heading=heading, entry=entry, row=row, items=items, notes=notes, stats=_item_stats(row),
+           provenance=[(k, label, row.get(k)) for k, label in PROVENANCE],
+           all_fields=[(k, fmt_value(k, v), v) for k, v in row.items()])
 
-    for entry in entries:
-        items, notes = load_items(entry.run.path, entry.row)
-        for name in ("config.yaml", "manifest.json"):
-            if entry.run.copies.get(name) is None:
-                notes.append(f"{name} not found in the run folder; no copy linked.")
-        if entry.done_copy is None:
-            notes.append(f"{entry.pair_dir}/done.json not found in the run folder; no copy linked.")
-        row = entry.row
-        heading = f"{row.get('system')} vs {row.get('baseline')}"
-        stats = []
-        for key, label, low, high in STATS:
-            if row.get(key) is None:
-                continue
-            if low and _is_number(row.get(low)):
-                shown = fmt_ci(row[key], row.get(low), row.get(high), percent=key in PERCENT_KEYS)
-                value = shown["value"] + ("%" if key in PERCENT_KEYS else "")
-                stats.append({"label": label, "value": value, "ci": shown["ci"], "key": key})
-            else:
-                stats.append({"label": label, "value": fmt_value(key, row[key]), "ci": "", "key": key})
-        render("item.html.j2", entry.page, title=f"{heading} ({row.get('task')}, {_split(row)} principles)",
-               heading=heading, entry=entry, row=row, items=items, notes=notes, stats=stats,
-               provenance=[(k, label, row.get(k)) for k, label in PROVENANCE],
-               all_fields=[(k, fmt_value(k, v), v) for k, v in row.items()])
-    return out_dir / "index.html"
+
+def _item_stats(row: dict) -> list[dict]:
+    stats = []
+    for key, label, low, high in STATS:
+        if row.get(key) is None:
+            continue
+        if low and _is_number(row.get(low)):
+            shown = fmt_ci(row[key], row.get(low), row.get(high), percent=key in PERCENT_KEYS)
+            value = shown["value"] + ("%" if key in PERCENT_KEYS else "")
+            stats.append({"label": label, "value": value, "ci": shown["ci"], "key": key})
+        else:
+            stats.append({"label": label, "value": fmt_value(key, row[key]), "ci": "", "key": key})
+    return stats
