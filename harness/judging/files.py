@@ -73,13 +73,10 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
     if pairing.only_candidate or pairing.only_baseline:
         log(f"note: judging {len(pairing.pairs)} shared items; "
             f"{pairing.only_candidate} only in the candidate file, {pairing.only_baseline} only in the baseline file")
-    pairs = []
-    n_default = 0
-    for pair in pairing.pairs:
-        if pair.constitution is None:
-            n_default += 1
-            pair = Pair(pair.item, pair.query, default_constitution(task, pair.item, seed), pair.candidate, pair.baseline)
-        pairs.append(pair)
+    pairs = [pair if pair.constitution is not None else
+             Pair(pair.item, pair.query, default_constitution(task, pair.item, seed), pair.candidate, pair.baseline)
+             for pair in pairing.pairs]
+    n_default = sum(pair.constitution is None for pair in pairing.pairs)
     if n_default:
         log(f"note: {n_default} items carry no constitution; judging them under the {task.name} task's "
             "evaluation principles (all positive)")
@@ -87,12 +84,8 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
         f"judge-{task.name}-{content_hash([candidate.describe()['sha256'], baseline.describe()['sha256'], judge.hash, seed, limit], 10)}")
     started = time.time()
     if judge.config.backend == "verifier":
-        principles = task.principles(principles_file)
-        lines = [line for pair in pairs for line in verifier_lines(pair, principles, judge, candidate.system,
-                                                                   baseline.system)]
-        backend_identity = {"name": "verifier", "principles": str(principles_file or task.principles_file)}
-        counts = {k: v for k, v in asdict(RunCounts(calls=len(lines), judged=len(lines),
-                                                    seconds=round(time.time() - started, 3))).items() if k != "extra"}
+        lines, backend_identity, counts = _verifier_verdicts(task, pairs, judge, candidate.system, baseline.system,
+                                                             principles_file)
     else:
         runner = JudgeRunner(judge, cache, noun=task.response_noun, query_label=task.judge_query_label,
                              seed=seed, backend=backend, progress=progress)
@@ -100,8 +93,7 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
         outcomes = runner.run(calls, retry_failures=retry_failures)
         lines = [verdict_line(call, outcome, judge, candidate.system, baseline.system)
                  for call, outcome in zip(calls, outcomes)]
-        backend_identity = runner.backend.identity()
-        counts = {k: v for k, v in asdict(runner.counts).items() if k != "extra"}
+        backend_identity, counts = runner.backend.identity(), _counts(runner.counts)
     write_jsonl(out / "verdicts.jsonl", lines)
     summary = summarize(lines, judge.protocol, seed, max_parse_failure_rate, n_resamples)
     write_json(out / "summary.json", summary)
@@ -126,6 +118,21 @@ def judge_files(task_name: str, candidate_path: str | Path, baseline_path: str |
     }
     write_json(out / "manifest.json", manifest)
     return JudgeResult(out, lines, summary, manifest)
+
+
+def _counts(counts: RunCounts) -> dict:
+    return {k: v for k, v in asdict(counts).items() if k != "extra"}
+
+
+def _verifier_verdicts(task, pairs: list[Pair], judge: Judge, candidate: str, baseline: str,
+                       principles_file: str | None) -> tuple[list[dict], dict, dict]:
+    """The verifier judge's lines for every pair (exact checks, no model), its identity and its counts."""
+    started = time.time()
+    principles = task.principles(principles_file)
+    lines = [line for pair in pairs for line in verifier_lines(pair, principles, judge, candidate, baseline)]
+    identity = {"name": "verifier", "principles": str(principles_file or task.principles_file)}
+    return lines, identity, _counts(RunCounts(calls=len(lines), judged=len(lines),
+                                              seconds=round(time.time() - started, 3)))
 
 
 def summarize(lines: list[dict], protocol: str, seed: int,
