@@ -51,7 +51,8 @@ def run(args) -> int:
                                      metrics)
     if args.publish:
         write_index(out_root, sorted({r["task"] for r in rows}), notes_by_task)
-        written.append(write_site(out_root / "site", sorted(out_root.glob("*/runs/*")), "Published leaderboards"))
+        published = sorted(d for d in out_root.glob("*/runs/*") if RunLayout(d).results_file.is_file())
+        written.append(write_site(out_root / "site", published, "Published leaderboards"))
     else:
         written.append(write_site(out_root / "site", args.runs, "Leaderboards"))
     for path in written:

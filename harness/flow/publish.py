@@ -99,29 +99,42 @@ def _checkpoint_hash(checkpoint: Path | None) -> str | None:
 
 
 def write_leaderboard(rows: list[dict], out_dir: Path, title: str, notes: list[str], metrics: list[dict]) -> list[Path]:
-    """Markdown, CSV, JSON and plots into ``out_dir``; returns the written paths."""
+    """Markdown, CSV, JSON and plots into ``out_dir``; returns the written paths. With several runs, the win-rate,
+    adherence and length plots are one set per run (runs differ in data, settings or judge); the MI plot labels
+    each run's curves."""
     ranked = rank_rows(rows)
+    runs = sorted({str(r.get("run_id")) for r in rows})
     plots = []
     for task in sorted({r["task"] for r in rows}):
-        task_rows = [r for r in rows if r["task"] == task and r["trainer"] not in ("base", "instruct")]
-        if task_rows:
-            plots.append(plot_win_rates(task_rows, out_dir / f"{task}-win-rate.png", f"{task}: win rate per iteration"))
+        for run in runs:
+            prefix = task if len(runs) == 1 else f"{task}-{run}"
+            label = task if len(runs) == 1 else f"{task} ({run})"
+            plots += _run_plots([r for r in rows if r["task"] == task and str(r.get("run_id")) == run], out_dir,
+                                prefix, label)
         task_metrics = [m for m in metrics if m.get("task", task) == task]
         if task_metrics:
             plots.append(plot_mutual_information(task_metrics, out_dir / f"{task}-mutual-information.png",
                                                  f"{task}: MI estimate per iteration"))
-        task_adherence = [p for p in adherence_points(rows) if p["task"] == task]
-        if task_adherence:
-            plots.append(plot_adherence(task_adherence, out_dir / f"{task}-adherence.png",
-                                        f"{task}: adherence to verifiable principles"))
-        task_lengths = [p for p in length_points(rows) if p["task"] == task]
-        if task_lengths:
-            plots.append(plot_lengths(task_lengths, out_dir / f"{task}-length.png", f"{task}: response length"))
     markdown = to_markdown(ranked, title, notes, [p.name for p in plots])
     atomic_write_text(out_dir / "leaderboard.md", markdown)
     atomic_write_text(out_dir / "leaderboard.csv", to_csv(ranked))
     atomic_write_text(out_dir / "leaderboard.json", to_json(ranked, notes))
     return [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "leaderboard.json", *plots]
+
+
+def _run_plots(rows: list[dict], out_dir: Path, prefix: str, label: str) -> list[Path]:
+    plots = []
+    trained = [r for r in rows if r["trainer"] not in ("base", "instruct")]
+    if trained:
+        plots.append(plot_win_rates(trained, out_dir / f"{prefix}-win-rate.png", f"{label}: win rate per iteration"))
+    adherence = adherence_points(rows)
+    if adherence:
+        plots.append(plot_adherence(adherence, out_dir / f"{prefix}-adherence.png",
+                                    f"{label}: adherence to verifiable principles"))
+    lengths = length_points(rows)
+    if lengths:
+        plots.append(plot_lengths(lengths, out_dir / f"{prefix}-length.png", f"{label}: response length"))
+    return plots
 
 
 def adherence_points(rows: list[dict]) -> list[dict]:
