@@ -30,16 +30,10 @@ def _difference_note(n: int, low: float | None, high: float | None) -> str:
     return f"{n} shared items resolve the difference to about ±{100 * (high - low) / 2:.0f} points at 95%"
 
 
-def paired_comparison(
-    verdicts_a: Sequence[Verdict],
-    verdicts_b: Sequence[Verdict],
-    *,
-    seed: int = 0,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    n_permutations: int = DEFAULT_PERMUTATIONS,
-    method: str = "BCa",
-    max_parse_failure_rate: float = DEFAULT_MAX_PARSE_FAILURE_RATE,
-) -> dict[str, Any]:
+def paired_comparison(verdicts_a: Sequence[Verdict], verdicts_b: Sequence[Verdict], *, seed: int = 0,
+                      n_resamples: int = DEFAULT_RESAMPLES, n_permutations: int = DEFAULT_PERMUTATIONS,
+                      method: str = "BCa", max_parse_failure_rate: float = DEFAULT_MAX_PARSE_FAILURE_RATE
+                      ) -> dict[str, Any]:
     """Candidate A vs candidate B, each judged against the same baseline, on their shared items.
 
     Item scores as in ``robust``; the difference of win rates is the mean of the per-item

@@ -101,18 +101,6 @@ def _literal(text: str) -> str:
     return re.escape(text.strip())
 
 
-def english_lowercase(response: str) -> bool:
-    return follows("change_case:english_lowercase", response)
-
-
-def english_uppercase(response: str) -> bool:
-    return follows("change_case:english_capital", response)
-
-
-def no_comma(response: str) -> bool:
-    return follows("punctuation:no_comma", response)
-
-
 def ends_with(response: str, phrase: str) -> bool:
     return follows("startend:end_checker", response, end_phrase=phrase)
 
@@ -189,29 +177,17 @@ def min_sections(response: str, splitter: str, n: int) -> bool:
                    num_sections=n)
 
 
-def json_format(response: str) -> bool:
-    return follows("detectable_format:json_format", response)
-
-
-def title(response: str) -> bool:
-    return follows("detectable_format:title", response)
-
-
-def two_responses(response: str) -> bool:
-    return follows("combination:two_responses", response)
-
-
 def _ifeval(instruction_id: str) -> str:
     return f"IFEval {instruction_id}"
 
 
 N, PHRASE, WORD_LIST = Param("n", COUNT), Param("phrase", TEXT), Param("words", WORDS)
 KEYWORD, LETTER_PARAM = Param("keyword", TEXT), Param("letter", LETTER)
-register("english_lowercase", english_lowercase, _ifeval("change_case:english_lowercase"),
+register("english_lowercase", functools.partial(follows, "change_case:english_lowercase"), _ifeval("change_case:english_lowercase"),
          "all lowercase (str.islower) and langdetect says English")
-register("english_uppercase", english_uppercase, _ifeval("change_case:english_capital"),
+register("english_uppercase", functools.partial(follows, "change_case:english_capital"), _ifeval("change_case:english_capital"),
          "all uppercase (str.isupper) and langdetect says English")
-register("no_comma", no_comma, _ifeval("punctuation:no_comma"), "no ',' anywhere")
+register("no_comma", functools.partial(follows, "punctuation:no_comma"), _ifeval("punctuation:no_comma"), "no ',' anywhere")
 register("ends_with", ends_with, _ifeval("startend:end_checker"),
          "ends with phrase (case-insensitive; trailing whitespace and '\"' ignored)", PHRASE)
 register("not_ends_with", not_ends_with, "harness", "antithesis of ends_with (IFEval startend:end_checker)", PHRASE)
@@ -246,8 +222,8 @@ register("min_highlights", min_highlights, _ifeval("detectable_format:number_hig
          "at least n *highlighted* or **highlighted** spans", N)
 register("min_sections", min_sections, _ifeval("detectable_format:multiple_sections"),
          "at least n sections headed '<splitter> <number>', e.g. 'Section 1'", Param("splitter", TEXT), N)
-register("json_format", json_format, _ifeval("detectable_format:json_format"),
+register("json_format", functools.partial(follows, "detectable_format:json_format"), _ifeval("detectable_format:json_format"),
          "the whole response parses as JSON (a ``` fence allowed)")
-register("title", title, _ifeval("detectable_format:title"), "contains a title in double angular brackets, <<title>>")
-register("two_responses", two_responses, _ifeval("combination:two_responses"),
+register("title", functools.partial(follows, "detectable_format:title"), _ifeval("detectable_format:title"), "contains a title in double angular brackets, <<title>>")
+register("two_responses", functools.partial(follows, "combination:two_responses"), _ifeval("combination:two_responses"),
          "exactly two different responses separated by '******'")
