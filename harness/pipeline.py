@@ -92,7 +92,8 @@ def _run_stages(config: RunConfig, task, layout: RunLayout) -> Path | None:
     saved = config.model_dump(mode="json")
     saved["generation"]["base_url"] = redact_url(saved["generation"]["base_url"])  # never a credential on disk
     atomic_write_text(layout.config_file, yaml.safe_dump(saved, sort_keys=False))
-    data_fingerprint = fingerprint(task.load_queries(config.data, "train") + task.load_queries(config.data, "eval"))
+    eval_queries = task.load_queries(config.data, "eval")
+    data_fingerprint = fingerprint(task.load_queries(config.data, "train") + eval_queries)
     write_json(layout.manifest_file, manifest(config, stage="run", data_source=config.data.source,
                                               data_fingerprint=data_fingerprint))
     cache = ContentCache()
@@ -107,7 +108,7 @@ def _run_stages(config: RunConfig, task, layout: RunLayout) -> Path | None:
     if not distributed_state().is_main_process:
         return None  # under torchrun / accelerate launch, evaluation runs on the main process only
 
-    n_eval = len(task.load_queries(config.data, "eval"))
+    n_eval = len(eval_queries)
     responses = {}
     with timer("evaluation generations"):
         for split in splits:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.artifacts import atomic_write_text, read_json, read_jsonl
-from harness.flow.leaderboard import load_rows
+from harness.core.artifacts import atomic_write_text, read_jsonl
+from harness.flow.leaderboard import load_rows, read_results
 from harness.core.run_layout import RunLayout
 from harness.flow.publish import write_leaderboard
 from harness.site import write_site
@@ -31,7 +31,7 @@ def run(args) -> int:
     out_root = PUBLISHED_DIR if args.publish else (args.out or default_out)
     notes_by_task: dict[str, list[str]] = {}
     for run_dir in args.runs:
-        results = read_json(RunLayout(run_dir).results_file)
+        results = read_results(run_dir)
         for row in results["rows"]:
             notes_by_task.setdefault(row["task"], [])
             for note in results["notes"]:

@@ -83,14 +83,19 @@ def columns_of(rows: list[dict]) -> list[tuple[str, str]]:
     has_adherence = any(row.get("adherence") is not None for row in rows)
     return COLUMNS + (ADHERENCE_COLUMNS if has_adherence else [])
 
+def read_results(run_dir: Path) -> dict:
+    """A run's ``results.json``; a missing or malformed one is one error naming the run."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise HarnessError(f"{run_dir} has no {RESULTS_FILE}: finish the run first (`harness run` resumes it)")
+    results = read_json(path)
+    if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
+        raise HarnessError(f"{path}: expected an object with a 'rows' list")
+    return results
+
+
 def load_rows(run_dirs: list[Path]) -> list[dict]:
-    rows = []
-    for run_dir in run_dirs:
-        path = Path(run_dir) / RESULTS_FILE
-        if not path.is_file():
-            raise HarnessError(f"{run_dir} has no {RESULTS_FILE}: finish the run first (`harness run` resumes it)")
-        rows += read_json(path)["rows"]
-    return rows
+    return [row for run_dir in run_dirs for row in read_results(run_dir)["rows"]]
 
 
 def rank_rows(rows: list[dict]) -> list[dict]:

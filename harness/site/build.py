@@ -26,14 +26,14 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from harness.core.artifacts import atomic_write_text, read_json, read_jsonl
+from harness.core.artifacts import atomic_write_text, read_jsonl
 from harness.core.errors import HarnessError
+from harness.flow.leaderboard import read_results
 from harness.stats.warnings import compute_warnings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 ASSETS = ("site.css", "site.js")
 MARKER = ".leaderboard-site"        # marks a folder this module wrote, so a rebuild may clear its subfolders
-RESULTS_FILE = "results.json"
 
 # Headline columns on the index and task pages. Each consumes the row keys it shows; every other key of any
 # row becomes an "extra" column behind the "Show all columns" toggle, so new keys appear without code changes.
@@ -195,16 +195,6 @@ class Entry:
     warnings: list
     pair_dir: str                 # judgments/<pair> relative to the run folder
     done_copy: str | None = None  # site-relative path of the copied done.json
-
-
-def _read_results(run_dir: Path) -> dict:
-    path = run_dir / RESULTS_FILE
-    if not path.is_file():
-        raise HarnessError(f"{run_dir} has no {RESULTS_FILE}: finish the run first (`harness run` resumes it)")
-    results = read_json(path)
-    if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
-        raise HarnessError(f"{path}: expected an object with a 'rows' list")
-    return results
 
 
 def _split(row: dict) -> str:
@@ -472,7 +462,7 @@ def _collect_runs(run_dirs: list[Path], out_dir: Path) -> list[Run]:
     run_keys: set[str] = set()
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        results = _read_results(run_dir)
+        results = read_results(run_dir)
         key = _unique(safe_name(results.get("run_id") or run_dir.name), run_keys)
         run = Run(run_dir, key, results)
         for name in ("config.yaml", "manifest.json"):
